@@ -1,0 +1,121 @@
+"""The ``Brain`` seam: what a call session talks to.
+
+An engine (one provider does speech to speech) and the pipeline
+(STT → LLM → TTS) both implement it. The session pushes caller audio and
+events in and reads typed outputs; it never knows which provider it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from patter_core.audio.formats import AudioFormat
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(slots=True)
+class BrainContext:
+    call_id: str
+    caller: str
+    callee: str
+    direction: str
+    system_prompt: str = ""
+    first_message: str = ""
+    voice: str = ""
+    tools: list[ToolSpec] = field(default_factory=list)
+    carrier_format: AudioFormat | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAudio:
+    """Agent speech in ``Brain.output_format``; ``response_id`` groups one reply."""
+
+    payload: bytes
+    response_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentText:
+    """Agent words as they are produced (``final`` closes the reply's text)."""
+
+    text: str
+    final: bool
+    response_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerText:
+    text: str
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallerSpeech:
+    """The brain's own speech detector (provider VAD) saw the caller start or stop."""
+
+    speaking: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRequest:
+    tool_call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    """One reply finished; ``usage`` holds cost units (tokens, characters, seconds)."""
+
+    response_id: str = ""
+    usage: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BrainFailure:
+    code: str
+    message: str
+    fatal: bool = True
+
+
+BrainOutput = (
+    AgentAudio | AgentText | CallerText | CallerSpeech | ToolRequest | ResponseDone | BrainFailure
+)
+
+
+@runtime_checkable
+class Brain(Protocol):
+    @property
+    def input_format(self) -> AudioFormat: ...
+
+    @property
+    def output_format(self) -> AudioFormat: ...
+
+    async def start(self, ctx: BrainContext) -> None:
+        """Connect and configure; called once per call, may run before media arrives."""
+
+    async def push_audio(self, payload: bytes) -> None:
+        """Caller audio in ``input_format``."""
+
+    async def push_dtmf(self, digit: str) -> None: ...
+
+    def outputs(self) -> AsyncIterator[BrainOutput]: ...
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` verbatim (first message, voicemail, apology)."""
+
+    async def interrupt(self, heard_ms: float) -> None:
+        """Barge-in: stop the reply; keep only the first ``heard_ms`` of it in memory."""
+
+    async def send_tool_result(self, tool_call_id: str, result: Any) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Carriers: the phone side of a call (webhooks, media legs, REST control)."""

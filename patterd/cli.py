@@ -1,0 +1,12 @@
+"""``patterd`` entry point (the daemon lands with its own issue)."""
+
+import sys
+
+
+def main() -> int:
+    print("patterd: not built yet", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
