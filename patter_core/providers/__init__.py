@@ -1,0 +1,1 @@
+"""Pipeline providers: speech-to-text, language models and text-to-speech."""
