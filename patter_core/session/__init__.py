@@ -1,0 +1,1 @@
+"""The call session: one carrier leg joined to one brain."""
