@@ -36,6 +36,7 @@ class AgentConfig:
     mark_every_ms: int = 100
     vad_aggressiveness: int = 2
     end_call_timeout_s: float = 10.0
+    goodbye_wait_s: float = 3.0
     beep_timeout_s: float = 30.0
     name: str = ""
 

@@ -180,6 +180,7 @@ class CallSession:
         self._caller_open = False
         self._caller_words_seen = False
         self._utterance = ""
+        self._new_reply = False
         self._reply_seq = 0
         self._anon = 0
         self._replies: dict[str, _Reply] = {}
@@ -334,6 +335,7 @@ class CallSession:
     async def _brain_loop(self) -> None:
         try:
             async for out in self.brain.outputs():
+                self._new_reply = False
                 if isinstance(out, AgentAudio):
                     await self._on_agent_audio(out)
                 elif isinstance(out, AgentText):
@@ -352,6 +354,8 @@ class CallSession:
                     if out.fatal:
                         self.end("engine_error")
                         return
+                if self._new_reply:
+                    await self._notify()
         except Exception as exc:
             self._error("engine_error", f"brain output failed: {exc}", fatal=True)
             self.end("engine_error")
@@ -372,6 +376,7 @@ class CallSession:
             reply = _Reply(key, self._reply_seq, self._turn)
             reply.timing.end_of_speech, self._last_eos = self._last_eos, None
             self._replies[key] = reply
+            self._new_reply = True
         return reply
 
     async def _on_agent_audio(self, out: AgentAudio) -> None:
@@ -573,10 +578,18 @@ class CallSession:
         return {"status": "transferring", "number": number}, None
 
     async def _hang_up_when_quiet(self) -> None:
-        """Let the goodbye be heard, then hang up (bounded by ``end_call_timeout_s``)."""
+        """Let a goodbye (if the brain says one) be heard, then hang up.
+
+        Waits up to ``goodbye_wait_s`` for a reply to start, then up to
+        ``end_call_timeout_s`` for everything to be heard.
+        """
+        seq = self._reply_seq
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.agent.goodbye_wait_s):
+                await self._wait_quiet(seq, need_new=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.agent.end_call_timeout_s):
-                await self._wait_quiet(self._reply_seq)
+                await self._wait_quiet(seq)
         await self._hangup("agent_hangup")
 
     async def _wait_quiet(self, after_seq: int, *, need_new: bool = False) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from patter_core.audio.formats import MULAW_8K, AudioFormat
 from patter_core.carriers.base import (
@@ -26,13 +26,12 @@ from patter_core.carriers.base import (
 FRAME_MS = 20
 
 
-async def settle(ready: object, rounds: int = 2000) -> None:
-    """Yield to the loop until ``ready()`` holds twice in a row (the consumer caught up)."""
-    check = ready  # a callable returning bool
+async def settle(check: Callable[[], bool], rounds: int = 2000) -> None:
+    """Yield to the loop until ``check()`` holds a few times in a row (the consumer caught up)."""
     stable = 0
     for _ in range(rounds):
         await asyncio.sleep(0)
-        if check():  # type: ignore[operator]
+        if check():
             stable += 1
             if stable >= 5:
                 return
@@ -54,6 +53,7 @@ class MemoryLeg:
         self.clears: list[float] = []
         self.marks_sent: list[str] = []
         self.closed = False
+        self.stopped = False
 
     @property
     def call_id(self) -> str:
@@ -71,8 +71,10 @@ class MemoryLeg:
             self._waiting = True
             ev = await self._q.get()
             self._waiting = False
-            yield ev
             if isinstance(ev, LegStopped):
+                self.stopped = True
+            yield ev
+            if self.stopped:
                 return
 
     async def send_audio(self, payload: bytes) -> None:
@@ -124,7 +126,7 @@ class MemoryLeg:
         return len(self.played) / self._fmt.bytes_for_ms(1000) * 1000.0
 
     async def settle(self) -> None:
-        await settle(lambda: self._q.empty() and self._waiting)
+        await settle(lambda: self.stopped or (self._q.empty() and self._waiting))
 
     async def start(self, stream_id: str = "MZ1") -> None:
         self._q.put_nowait(LegStarted(stream_id, "CA1"))
@@ -134,6 +136,8 @@ class MemoryLeg:
         """Caller audio in wire format, 20 ms at a time, advancing playout in step."""
         step = self._fmt.bytes_for_ms(FRAME_MS)
         for i in range(0, len(wire_audio), step):
+            if self.stopped:
+                return
             self._play(FRAME_MS)
             self._q.put_nowait(LegAudio(wire_audio[i : i + step], self.now_ms))
             self.now_ms += FRAME_MS

@@ -60,6 +60,7 @@ class ScriptedBrain:
         self.interrupts: list[float] = []
         self.tool_results: list[tuple[str, Any]] = []
         self.closed = False
+        self.consumer_gone = False
         self.fail_start: Exception | None = None
         self._say_n = 0
 
@@ -83,13 +84,16 @@ class ScriptedBrain:
         self.dtmf.append(digit)
 
     async def outputs(self) -> AsyncIterator[BrainOutput]:
-        while True:
-            self._waiting = True
-            out = await self._q.get()
-            self._waiting = False
-            if out is None:
-                return
-            yield out
+        try:
+            while True:
+                self._waiting = True
+                out = await self._q.get()
+                self._waiting = False
+                if out is None:
+                    return
+                yield out
+        finally:
+            self.consumer_gone = True
 
     async def say(self, text: str) -> None:
         self.said.append(text)
@@ -118,4 +122,6 @@ class ScriptedBrain:
         self._q.put_nowait(None)
 
     async def settle(self) -> None:
-        await settle(lambda: self._q.empty() and self._waiting)
+        await settle(
+            lambda: self.closed or self.consumer_gone or (self._q.empty() and self._waiting)
+        )
