@@ -1,4 +1,4 @@
-"""SDK callbacks as bus subscribers: ``on_call_start``, ``on_call_end``, ``on_transcript``, ``on_metrics``.
+"""SDK callbacks (on_call_start, on_call_end, on_transcript, on_metrics) as bus subscribers.
 
 Each callback gets a plain dict (the event's fields; ``on_call_end`` also
 gets the call's final ``transcript`` list). A callback that raises is
