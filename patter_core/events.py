@@ -45,6 +45,8 @@ class CallEnded(BaseEvent):
     reason: str = "completed"
     duration_s: float = 0.0
     status: str = "completed"
+    turns: int = 0
+    cost: CostParts | None = None
 
 
 class Transcript(BaseEvent):
@@ -80,6 +82,9 @@ class CostParts(BaseModel):
     @property
     def total(self) -> float:
         return self.carrier + self.stt + self.llm + self.tts + self.realtime
+
+
+CallEnded.model_rebuild()
 
 
 class TurnMetrics(BaseEvent):

@@ -1,0 +1,106 @@
+"""Default prices (USD) and the arithmetic that turns usage units into cost.
+
+Figures are list prices for US usage as published on each vendor's pricing
+page, noted 2025-06 (Twilio Programmable Voice US local numbers; Telnyx Voice
+API US; Deepgram Nova-3 streaming pay-as-you-go; OpenAI gpt-4o-mini text and
+gpt-4o-realtime-preview audio/text tokens; ElevenLabs Flash/Turbo API
+overage; OpenAI tts-1). Vendors change prices and negotiate discounts, so
+treat these as defaults: override any of them with ``pricing={...}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+from patter_core.events import CostParts
+
+PRICES_AS_OF = "2025-06"
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """Rates per billing unit. ``carrier_per_minute`` is billed per started minute."""
+
+    carrier_per_minute: float = 0.0085  # Twilio inbound, US local
+    carrier_outbound_per_minute: float = 0.014  # Twilio outbound, US local
+    stt_per_minute: float = 0.0077  # Deepgram Nova-3 streaming
+    llm_input_per_million: float = 0.15  # gpt-4o-mini
+    llm_output_per_million: float = 0.60
+    llm_cached_input_per_million: float = 0.075
+    tts_per_thousand_chars: float = 0.015  # OpenAI tts-1 ($15 / 1M chars)
+    realtime_audio_input_per_million: float = 40.0  # gpt-4o-realtime-preview
+    realtime_audio_output_per_million: float = 80.0
+    realtime_text_input_per_million: float = 5.0
+    realtime_text_output_per_million: float = 20.0
+
+    @classmethod
+    def with_overrides(cls, overrides: Mapping[str, float] | None = None) -> Pricing:
+        """Defaults with some rates replaced; an unknown key is an error, not a silent no-op."""
+        base = cls()
+        if not overrides:
+            return base
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown pricing keys {unknown}; known: {sorted(known)}")
+        return replace(base, **{k: float(v) for k, v in overrides.items()})
+
+
+# Usage keys a brain reports in ``ResponseDone.usage``.
+USAGE_KEYS = (
+    "stt_seconds",
+    "llm_input_tokens",
+    "llm_output_tokens",
+    "llm_cached_tokens",
+    "tts_characters",
+    "realtime_audio_input_tokens",
+    "realtime_audio_output_tokens",
+    "realtime_text_input_tokens",
+    "realtime_text_output_tokens",
+)
+
+
+def usage_cost(usage: Mapping[str, float], pricing: Pricing) -> CostParts:
+    """Cost of one reply's usage (no carrier part)."""
+    u = {k: float(usage.get(k, 0.0)) for k in USAGE_KEYS}
+    cached = min(u["llm_cached_tokens"], u["llm_input_tokens"])
+    llm = (
+        (u["llm_input_tokens"] - cached) * pricing.llm_input_per_million
+        + cached * pricing.llm_cached_input_per_million
+        + u["llm_output_tokens"] * pricing.llm_output_per_million
+    ) / 1e6
+    realtime = (
+        u["realtime_audio_input_tokens"] * pricing.realtime_audio_input_per_million
+        + u["realtime_audio_output_tokens"] * pricing.realtime_audio_output_per_million
+        + u["realtime_text_input_tokens"] * pricing.realtime_text_input_per_million
+        + u["realtime_text_output_tokens"] * pricing.realtime_text_output_per_million
+    ) / 1e6
+    return CostParts(
+        stt=u["stt_seconds"] / 60.0 * pricing.stt_per_minute,
+        llm=llm,
+        tts=u["tts_characters"] / 1000.0 * pricing.tts_per_thousand_chars,
+        realtime=realtime,
+        units={k: v for k, v in u.items() if v},
+    )
+
+
+def carrier_cost(duration_s: float, pricing: Pricing, *, outbound: bool = False) -> float:
+    """Carriers bill each started minute."""
+    rate = pricing.carrier_outbound_per_minute if outbound else pricing.carrier_per_minute
+    return math.ceil(max(duration_s, 0.0) / 60.0) * rate
+
+
+def add_costs(a: CostParts, b: CostParts) -> CostParts:
+    units = dict(a.units)
+    for k, v in b.units.items():
+        units[k] = units.get(k, 0.0) + v
+    return CostParts(
+        carrier=a.carrier + b.carrier,
+        stt=a.stt + b.stt,
+        llm=a.llm + b.llm,
+        tts=a.tts + b.tts,
+        realtime=a.realtime + b.realtime,
+        units=units,
+    )

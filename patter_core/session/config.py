@@ -1,0 +1,54 @@
+"""What a session needs to know about its agent, its call, and how to act on the carrier."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from patter_core.guardrails import Guardrail
+from patter_core.pricing import Pricing
+from patter_core.session.interruption import InterruptionPolicy
+from patter_core.tools import Tool
+
+
+class CallControls(Protocol):
+    """Carrier actions for one call; the server implements them with ``CarrierControl``."""
+
+    async def transfer(self, number: str) -> None: ...
+
+    async def hangup(self) -> None: ...
+
+    async def send_dtmf(self, digits: str) -> None: ...
+
+
+@dataclass(slots=True)
+class AgentConfig:
+    system_prompt: str = ""
+    first_message: str = ""
+    voice: str = ""
+    tools: list[Tool] = field(default_factory=list)
+    guardrails: list[Guardrail] = field(default_factory=list)
+    policy: InterruptionPolicy = field(default_factory=InterruptionPolicy)
+    voicemail_message: str = ""
+    greet_before_amd: bool = True
+    pricing: Pricing = field(default_factory=Pricing)
+    mark_every_ms: int = 100
+    vad_aggressiveness: int = 2
+    end_call_timeout_s: float = 10.0
+    goodbye_wait_s: float = 3.0
+    beep_timeout_s: float = 30.0
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    call_id: str
+    direction: Literal["inbound", "outbound"] = "inbound"
+    caller: str = ""
+    callee: str = ""
+    carrier: str = ""
+    amd_pending: bool = False  # outbound with machine detection: a verdict will come
+
+
+MachineDetectionCallback = Callable[[dict[str, object]], Awaitable[None] | None]
