@@ -1,0 +1,143 @@
+"""Converters at the edges of a call: one per direction per edge.
+
+A ``Transcoder`` decodes, resamples and encodes exactly once, skipping every
+step that is the identity; when both sides speak the same format the bytes
+pass through untouched (the same object), so a µ-law carrier talking to a
+µ-law engine costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from patter_core.audio import g711
+from patter_core.audio.formats import AudioFormat, Encoding
+from patter_core.audio.resample import StreamResampler
+
+
+def decode(data: bytes, encoding: Encoding) -> npt.NDArray[np.int16]:
+    """Wire bytes → int16 samples (a whole number of samples is assumed)."""
+    if encoding is Encoding.PCM16:
+        return np.frombuffer(data, dtype="<i2")
+    if encoding is Encoding.MULAW:
+        return g711.ulaw_decode(data)
+    if encoding is Encoding.ALAW:
+        return g711.alaw_decode(data)
+    return np.frombuffer(data, dtype=">i2").astype(np.int16)
+
+
+def encode(samples: npt.NDArray[np.int16], encoding: Encoding) -> bytes:
+    if encoding is Encoding.PCM16:
+        return samples.astype("<i2", copy=False).tobytes()
+    if encoding is Encoding.MULAW:
+        return g711.ulaw_encode(samples)
+    if encoding is Encoding.ALAW:
+        return g711.alaw_encode(samples)
+    return samples.astype(">i2").tobytes()
+
+
+class Transcoder:
+    """Stateful ``src`` → ``dst`` converter for one stream direction.
+
+    Everything that depends only on the two formats is decided here, once,
+    because ``convert`` runs 50 times a second per call.
+    """
+
+    __slots__ = ("_carry", "_process", "_resampler", "_same", "_wide_src", "dst", "src")
+
+    def __init__(self, src: AudioFormat, dst: AudioFormat) -> None:
+        self.src = src
+        self.dst = dst
+        self._same = src == dst
+        self._wide_src = src.bytes_per_sample == 2
+        self._resampler = StreamResampler(src.sample_rate, dst.sample_rate)
+        self._process = self._pipeline(src.encoding, dst.encoding)
+        self._carry = b""  # an odd byte of a 16-bit sample split across chunks
+
+    def _pipeline(self, src: Encoding, dst: Encoding) -> Callable[[bytes], bytes]:
+        resample = None if self._resampler.passthrough else self._resampler.process
+        if src is Encoding.MULAW and dst is Encoding.PCM16 and resample is not None:
+            table = g711.ULAW_DECODE
+
+            def mulaw_to_pcm(data: bytes) -> bytes:
+                return resample(table.take(np.frombuffer(data, np.uint8))).tobytes()
+
+            return mulaw_to_pcm
+        if src is Encoding.PCM16 and dst is Encoding.MULAW and resample is not None:
+            table_enc = g711.ULAW_ENCODE
+
+            def pcm_to_mulaw(data: bytes) -> bytes:
+                out = resample(np.frombuffer(data, np.int16))
+                return table_enc.take(out.view(np.uint16)).tobytes()
+
+            return pcm_to_mulaw
+
+        def general(data: bytes) -> bytes:
+            samples = decode(data, src)
+            if resample is not None:
+                samples = resample(samples)
+            return encode(samples, dst)
+
+        return general
+
+    @property
+    def passthrough(self) -> bool:
+        return self._same
+
+    def convert(self, data: bytes) -> bytes:
+        if self._same:
+            return data
+        if self._wide_src:
+            if self._carry:
+                data = self._carry + data
+                self._carry = b""
+            if len(data) & 1:
+                data, self._carry = data[:-1], data[-1:]
+        if not data:
+            return b""
+        return self._process(data)
+
+    def flush(self) -> bytes:
+        """Drain the resampler's tail at the end of a stream."""
+        if self._same:
+            return b""
+        self._carry = b""
+        tail = self._resampler.flush()
+        return encode(tail, self.dst.encoding) if len(tail) else b""
+
+
+class FrameSlicer:
+    """Cuts a byte stream into exact ``ms`` chunks, keeping the remainder for later."""
+
+    __slots__ = ("_buf", "frame_bytes")
+
+    def __init__(self, fmt: AudioFormat, ms: int = 20) -> None:
+        self.frame_bytes = fmt.bytes_for_ms(ms)
+        if self.frame_bytes <= 0:
+            raise ValueError(f"{ms} ms of {fmt} is not a whole number of bytes")
+        self._buf = bytearray()
+
+    def push(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        n = len(self._buf) // self.frame_bytes * self.frame_bytes
+        if n == 0:
+            return []
+        chunk = bytes(self._buf[:n])
+        del self._buf[:n]
+        size = self.frame_bytes
+        return [chunk[i : i + size] for i in range(0, n, size)]
+
+    def remainder(self) -> bytes:
+        """What is left (less than one frame); clears it."""
+        rest = bytes(self._buf)
+        self._buf.clear()
+        return rest
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+
+__all__ = ["FrameSlicer", "Transcoder", "decode", "encode"]
