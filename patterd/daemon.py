@@ -105,6 +105,7 @@ class Daemon:
     async def run(self) -> int:
         self._claim.acquire()  # raises SocketInUse
         runner: web.AppRunner | None = None
+        metrics_runner: web.AppRunner | None = None
         try:
             self._pump.start()
             await self.runtime.start()
@@ -125,6 +126,8 @@ class Daemon:
             site = web.UnixSite(runner, str(self.options.socket_path))
             await site.start()
             self._claim.secure()
+            if self.config.server.metrics_port:
+                metrics_runner = await self._serve_metrics(self.config.server.metrics_port)
             self._install_signals()
             log.info("patterd %s listening on %s", __version__, self.options.socket_path)
             sdnotify.notify(f"READY=1\nSTATUS=listening on {self.options.socket_path}")
@@ -142,10 +145,25 @@ class Daemon:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self._pump.aclose()
-            if runner is not None:
-                await runner.cleanup()
+            for r in (metrics_runner, runner):
+                if r is not None:
+                    await r.cleanup()
             self._claim.release()
             log.info("patterd stopped")
+
+    async def _serve_metrics(self, port: int) -> web.AppRunner:
+        """Metrics only, on loopback, for a scraper; the control API never goes on TCP."""
+
+        async def handler(_: web.Request) -> web.Response:
+            return web.Response(text=self.metrics.render(), content_type="text/plain")
+
+        app = web.Application()
+        app.router.add_get("/metrics", handler)
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+        return runner
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()

@@ -8,6 +8,8 @@ import socket
 import stat
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -203,11 +205,18 @@ def test_sighup_reloads_config_and_keeps_old_on_error(short_tmp: Path) -> None:
     assert "reload refused, keeping the running config" in err
 
 
-def test_sd_notify_ready_and_watchdog(short_tmp: Path) -> None:
-    cfg = write_config(short_tmp)
+def test_sd_notify_ready_watchdog_and_metrics_port(short_tmp: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = write_config(short_tmp, f'[server]\nmetrics_port = {port}\n[agents.a]\nengine = "echo"\n')
     d = DaemonProcess(short_tmp, cfg)
     d.env["WATCHDOG_USEC"] = "200000"
     with d:
         assert any(m.startswith("READY=1") for m in d.messages)
         assert d.wait_for("WATCHDOG=1") == "WATCHDOG=1"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            assert "patter_live_calls 0" in r.read().decode()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/status", timeout=10)
         assert d.stop()[0] == 0
