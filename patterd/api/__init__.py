@@ -1,0 +1,1 @@
+"""The control API: HTTP/JSON and a WebSocket over a Unix socket, versioned under /v1."""

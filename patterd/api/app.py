@@ -1,0 +1,346 @@
+"""The control API's aiohttp application: routes, error mapping and the events WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from patterd.api import models as m
+from patterd.api.openapi import openapi_document
+from patterd.config import ConfigError
+from patterd.credentials import CredentialError, Credentials
+from patterd.eventlog import EventLog
+from patterd.metrics import Metrics
+from patterd.runtime import CallNotFound, NotAccepting, Runtime, RuntimeFailure
+
+log = logging.getLogger(__name__)
+
+WS_IDLE_S = 15.0
+B = TypeVar("B", bound=BaseModel)
+
+
+@dataclass
+class ApiContext:
+    runtime: Runtime
+    events: EventLog
+    metrics: Metrics
+    credentials: Credentials
+    version: str
+    config_path: Path
+    socket_path: Path
+    accepting: Callable[[], bool]
+    reload: Callable[[], Awaitable[None]]
+    credential_names: Callable[[], Iterable[str]]
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.started = self.started or time.monotonic()
+
+
+CTX: web.AppKey[ApiContext] = web.AppKey("patterd_ctx", ApiContext)
+
+
+def _error(status: int, code: str, message: str, details: list[str] | None = None) -> web.Response:
+    body = m.ErrorBody(error=m.ErrorDetail(code=code, message=message, details=details or []))
+    return web.json_response(body.model_dump(), status=status)
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(
+        text=model.model_dump_json(), status=status, content_type="application/json"
+    )
+
+
+def _validation_details(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        out.append(f"{where}: {err['msg']}")
+    return out
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ValidationError as exc:
+        return _error(422, "invalid_request", "request failed validation", _validation_details(exc))
+    except CallNotFound as exc:
+        return _error(404, "not_found", str(exc) or "no such call")
+    except NotAccepting as exc:
+        return _error(503, "not_accepting", str(exc) or "the daemon is not taking new calls")
+    except RuntimeFailure as exc:
+        return _error(502, "runtime_failure", str(exc))
+    except CredentialError as exc:
+        return _error(400, "invalid_credential", str(exc))
+    except ConfigError as exc:
+        return _error(422, "invalid_config", "the config file has errors", exc.problems)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+    except Exception:
+        log.exception("control API handler failed: %s %s", request.method, request.path)
+        return _error(500, "internal", "internal error; see the daemon's log")
+
+
+async def _body(request: web.Request, model: type[B]) -> B:
+    raw = await request.read()
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError:
+        raise web.HTTPBadRequest(text="request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="request body must be a JSON object")
+    return model.model_validate(data)
+
+
+class CallsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0)
+    direction: str | None = None
+    status: str | None = None
+    number: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class TotalsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class EventsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: int | None = Field(None, ge=0)
+    call_id: str | None = Field(None, min_length=1)
+
+
+def _query(request: web.Request, model: type[B]) -> B:
+    return model.model_validate(dict(request.query))
+
+
+async def status(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    return _json(
+        m.Status(
+            version=ctx.version,
+            pid=os.getpid(),
+            uptime_s=round(time.monotonic() - ctx.started, 3),
+            live_calls=len(ctx.runtime.live_calls()),
+            accepting=ctx.accepting(),
+            config_path=str(ctx.config_path),
+            socket=str(ctx.socket_path),
+            event_position=ctx.events.last_pos,
+        )
+    )
+
+
+async def version(request: web.Request) -> web.Response:
+    return _json(m.VersionInfo(version=request.app[CTX].version))
+
+
+async def live_calls(request: web.Request) -> web.Response:
+    return _json(m.LiveCalls(calls=request.app[CTX].runtime.live_calls()))
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    q = _query(request, CallsQuery)
+    rows = list(
+        request.app[CTX].runtime.store.list_calls(
+            q.limit,
+            q.offset,
+            direction=q.direction,
+            status=q.status,
+            number=q.number,
+            since=q.since,
+            until=q.until,
+        )
+    )
+    next_offset = q.offset + len(rows) if len(rows) == q.limit else None
+    return _json(m.CallPage(calls=rows, limit=q.limit, offset=q.offset, next_offset=next_offset))
+
+
+async def get_call(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    call_id = request.match_info["call_id"]
+    live = {c.call_id: c for c in ctx.runtime.live_calls()}
+    row = ctx.runtime.store.get_call(call_id)
+    if row is None:
+        if call_id not in live:
+            raise CallNotFound(f"no call {call_id!r}")
+        row = live[call_id].model_dump(mode="json")
+    return _json(m.CallDetail(call=row, live=call_id in live))
+
+
+async def totals(request: web.Request) -> web.Response:
+    q = _query(request, TotalsQuery)
+    days = list(request.app[CTX].runtime.store.totals_by_day(q.since, q.until))
+    return _json(m.DayTotals(days=days))
+
+
+async def place_call(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    body = await _body(request, m.PlaceCallRequest)
+    if not ctx.accepting():
+        raise NotAccepting("patterd is shutting down and not placing new calls")
+    call_id = await ctx.runtime.place_call(body.to, body.agent, body.first_message)
+    return _json(m.PlacedCall(call_id=call_id), status=201)
+
+
+async def hangup(request: web.Request) -> web.Response:
+    await request.app[CTX].runtime.hangup(request.match_info["call_id"])
+    return _json(m.Ok())
+
+
+async def transfer(request: web.Request) -> web.Response:
+    body = await _body(request, m.TransferRequest)
+    await request.app[CTX].runtime.transfer(request.match_info["call_id"], body.to)
+    return _json(m.Ok())
+
+
+async def dtmf(request: web.Request) -> web.Response:
+    body = await _body(request, m.DtmfRequest)
+    await request.app[CTX].runtime.send_dtmf(request.match_info["call_id"], body.digits)
+    return _json(m.Ok())
+
+
+async def list_credentials(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    infos = await asyncio.to_thread(ctx.credentials.list_names, tuple(ctx.credential_names()))
+    return _json(
+        m.CredentialList(
+            credentials=[m.CredentialName(name=i.name, source=i.source) for i in infos]
+        )
+    )
+
+
+async def set_credential(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    name = request.match_info["name"]
+    body = await _body(request, m.CredentialSetRequest)
+    await asyncio.to_thread(ctx.credentials.set, name, body.value)
+    log.info("credential %s stored in the keyring", name)
+    return web.Response(status=204)
+
+
+async def delete_credential(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    name = request.match_info["name"]
+    if not await asyncio.to_thread(ctx.credentials.delete, name):
+        return _error(404, "not_found", f"credential {name} is not in the keyring")
+    log.info("credential %s deleted from the keyring", name)
+    return web.Response(status=204)
+
+
+async def reload(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    await ctx.reload()
+    return _json(m.Reloaded(reloaded=True, config_path=str(ctx.config_path)))
+
+
+async def rebuild_store(request: web.Request) -> web.Response:
+    n = await asyncio.to_thread(request.app[CTX].runtime.store.rebuild)
+    return _json(m.Rebuilt(calls=n))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        text=request.app[CTX].metrics.render(),
+        content_type="text/plain",
+        headers={"X-Prometheus-Format": "0.0.4"},
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(request.app[CTX].version))
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    q = _query(request, EventsQuery)
+    ws = web.WebSocketResponse(heartbeat=20.0)
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="this route is a WebSocket; connect with Upgrade: websocket")
+    await ws.prepare(request)
+    cursor = ctx.events.last_pos if q.since is None else q.since
+    sender = asyncio.create_task(_send_events(ws, ctx.events, cursor, q.call_id))
+    try:
+        async for msg in ws:
+            if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                break
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        await ws.close()
+    return ws
+
+
+async def _send_events(
+    ws: web.WebSocketResponse, events_: EventLog, cursor: int, call_id: str | None
+) -> None:
+    try:
+        while not ws.closed:
+            missed, entries = events_.after(cursor)
+            if missed:
+                cursor += missed
+                frame = m.EventFrame(kind="gap", pos=cursor, missed=missed)
+                await ws.send_str(frame.model_dump_json())
+            for entry in entries:
+                if call_id is None or entry.event.call_id == call_id:
+                    frame = m.EventFrame(
+                        kind="event", pos=entry.pos, event=entry.event.model_dump(mode="json")
+                    )
+                    await ws.send_str(frame.model_dump_json())
+                cursor = entry.pos
+            if events_.closed:
+                break
+            await events_.wait_beyond(cursor, WS_IDLE_S)
+    except (ConnectionResetError, RuntimeError):
+        return
+    await ws.close(message=b"daemon shutting down")
+
+
+def build_app(ctx: ApiContext) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+    app[CTX] = ctx
+    r = app.router
+    r.add_get("/v1/status", status)
+    r.add_get("/v1/version", version)
+    r.add_get("/v1/calls/live", live_calls)
+    r.add_get("/v1/calls", list_calls)
+    r.add_post("/v1/calls", place_call)
+    r.add_get("/v1/calls/{call_id}", get_call)
+    r.add_post("/v1/calls/{call_id}/hangup", hangup)
+    r.add_post("/v1/calls/{call_id}/transfer", transfer)
+    r.add_post("/v1/calls/{call_id}/dtmf", dtmf)
+    r.add_get("/v1/totals", totals)
+    r.add_get("/v1/credentials", list_credentials)
+    r.add_put("/v1/credentials/{name}", set_credential)
+    r.add_delete("/v1/credentials/{name}", delete_credential)
+    r.add_post("/v1/config/reload", reload)
+    r.add_post("/v1/store/rebuild", rebuild_store)
+    r.add_get("/v1/events", events)
+    r.add_get("/v1/metrics", metrics)
+    r.add_get("/v1/openapi.json", openapi)
+    return app

@@ -1,0 +1,116 @@
+"""Request and response bodies of the control API, shared by server, client and OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from patterd.runtime import LiveCall
+
+E164_PATTERN = r"^\+[1-9]\d{1,14}$"
+TRANSFER_PATTERN = r"^(\+[1-9]\d{1,14}|sips?:[^\s]+)$"
+CREDENTIAL_PATTERN = r"^[A-Z][A-Z0-9_]{0,63}$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlaceCallRequest(_Body):
+    to: str = Field(pattern=E164_PATTERN, description="E.164 number to dial")
+    agent: str | None = Field(None, description="agent name from the config")
+    first_message: str | None = Field(None, max_length=2000)
+
+
+class TransferRequest(_Body):
+    to: str = Field(pattern=TRANSFER_PATTERN, description="E.164 number or SIP URI")
+
+
+class DtmfRequest(_Body):
+    digits: str = Field(pattern=r"^[0-9*#A-Dw]{1,64}$", description="digits; w waits 0.5 s")
+
+
+class CredentialSetRequest(_Body):
+    value: str = Field(min_length=1, max_length=8192)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: list[str] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Status(BaseModel):
+    version: str
+    pid: int
+    uptime_s: float
+    live_calls: int
+    accepting: bool
+    config_path: str
+    socket: str
+    event_position: int
+
+
+class VersionInfo(BaseModel):
+    version: str
+    api: Literal["v1"] = "v1"
+
+
+class LiveCalls(BaseModel):
+    calls: list[LiveCall]
+
+
+class PlacedCall(BaseModel):
+    call_id: str
+
+
+class CallPage(BaseModel):
+    calls: list[dict[str, Any]]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class CallDetail(BaseModel):
+    call: dict[str, Any]
+    live: bool
+
+
+class DayTotals(BaseModel):
+    days: list[dict[str, Any]]
+
+
+class CredentialName(BaseModel):
+    name: str
+    source: Literal["config", "env", "credentials_directory", "keyring"]
+
+
+class CredentialList(BaseModel):
+    credentials: list[CredentialName]
+
+
+class Reloaded(BaseModel):
+    reloaded: bool
+    config_path: str
+
+
+class Rebuilt(BaseModel):
+    calls: int
+
+
+class Ok(BaseModel):
+    ok: bool = True
+
+
+class EventFrame(BaseModel):
+    """One WebSocket message: an event with its resume position, or a gap marker."""
+
+    kind: Literal["event", "gap"]
+    pos: int
+    missed: int = 0
+    event: dict[str, Any] | None = None

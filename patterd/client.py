@@ -1,0 +1,270 @@
+"""The one typed async client of the control API, shared by ``patterctl`` and the TUI."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+
+from patter_core.events import Event, parse_event
+from patterd.api import models as m
+from patterd.paths import default_socket_path
+from patterd.runtime import LiveCall
+
+T = TypeVar("T", bound=BaseModel)
+REQUEST_TIMEOUT_S = 30.0
+
+
+class ClientError(Exception):
+    """Base of everything the client raises."""
+
+
+class DaemonUnreachable(ClientError):
+    """No daemon is listening (socket missing or connection refused)."""
+
+
+class SocketPermissionDenied(ClientError):
+    """The socket exists but this user may not use it."""
+
+
+class ApiError(ClientError):
+    def __init__(self, status: int, code: str, message: str, details: list[str]) -> None:
+        text = message + ("".join(f"\n  {d}" for d in details) if details else "")
+        super().__init__(text)
+        self.status = status
+        self.code = code
+        self.details = details
+
+
+class NotFound(ApiError):
+    """The call or credential does not exist."""
+
+
+class StreamItem(BaseModel):
+    """One item of the events stream: an event at ``pos``, or ``missed`` events lost before it."""
+
+    pos: int
+    event: Event | None = None
+    missed: int = 0
+
+
+def _connect_error(socket_path: Path, exc: BaseException) -> ClientError:
+    os_error = getattr(exc, "os_error", None) or exc.__cause__ or exc
+    if isinstance(os_error, PermissionError) or getattr(os_error, "errno", None) == errno.EACCES:
+        return SocketPermissionDenied(
+            f"permission denied on {socket_path}: run as the daemon's user or a member of its group"
+        )
+    return DaemonUnreachable(f"patterd is not running (nothing listening on {socket_path})")
+
+
+class PatterClient:
+    def __init__(self, socket_path: Path | None = None) -> None:
+        self.socket_path = socket_path or default_socket_path()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> PatterClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=str(self.socket_path)),
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _check_socket(self) -> None:
+        if not self.socket_path.exists():
+            raise DaemonUnreachable(
+                f"patterd is not running (no control socket at {self.socket_path})"
+            )
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: BaseModel | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> tuple[int, Any]:
+        self._check_socket()
+        kwargs: dict[str, Any] = {}
+        if body is not None:
+            kwargs["data"] = body.model_dump_json(exclude_none=True)
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        if params:
+            kwargs["params"] = {k: str(v) for k, v in params.items() if v is not None}
+        try:
+            async with self._http().request(method, "http://patterd" + path, **kwargs) as resp:
+                text = await resp.text()
+                status = resp.status
+                ctype = resp.content_type
+        except aiohttp.ClientConnectorError as exc:
+            raise _connect_error(self.socket_path, exc) from None
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+            raise DaemonUnreachable(f"lost the connection to patterd: {exc}") from None
+        except TimeoutError:
+            raise DaemonUnreachable(
+                f"patterd did not answer within {REQUEST_TIMEOUT_S:.0f}s"
+            ) from None
+        data: Any = text
+        if ctype == "application/json" and text:
+            data = json.loads(text)
+        if status >= 400:
+            err = data.get("error", {}) if isinstance(data, dict) else {}
+            cls = NotFound if status == 404 else ApiError
+            raise cls(
+                status,
+                str(err.get("code", "http_error")),
+                str(err.get("message", f"HTTP {status}")),
+                [str(d) for d in err.get("details", [])],
+            )
+        return status, data
+
+    async def _get(self, path: str, model: type[T], params: dict[str, Any] | None = None) -> T:
+        _, data = await self._request("GET", path, params=params)
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise ClientError(f"unexpected answer from patterd on {path}: {exc}") from None
+
+    async def _post(self, path: str, model: type[T], body: BaseModel | None = None) -> T:
+        _, data = await self._request("POST", path, body=body)
+        return model.model_validate(data)
+
+    async def status(self) -> m.Status:
+        return await self._get("/v1/status", m.Status)
+
+    async def version(self) -> m.VersionInfo:
+        return await self._get("/v1/version", m.VersionInfo)
+
+    async def live_calls(self) -> list[LiveCall]:
+        return (await self._get("/v1/calls/live", m.LiveCalls)).calls
+
+    async def calls(self, limit: int = 50, offset: int = 0, **filters: Any) -> m.CallPage:
+        return await self._get(
+            "/v1/calls", m.CallPage, {"limit": limit, "offset": offset, **filters}
+        )
+
+    async def call(self, call_id: str) -> m.CallDetail:
+        return await self._get(f"/v1/calls/{_seg(call_id)}", m.CallDetail)
+
+    async def totals(self, **filters: Any) -> m.DayTotals:
+        return await self._get("/v1/totals", m.DayTotals, filters)
+
+    async def place_call(
+        self, to: str, agent: str | None = None, first_message: str | None = None
+    ) -> str:
+        body = m.PlaceCallRequest(to=to, agent=agent, first_message=first_message)
+        return (await self._post("/v1/calls", m.PlacedCall, body)).call_id
+
+    async def hangup(self, call_id: str) -> None:
+        await self._post(f"/v1/calls/{_seg(call_id)}/hangup", m.Ok)
+
+    async def transfer(self, call_id: str, to: str) -> None:
+        await self._post(f"/v1/calls/{_seg(call_id)}/transfer", m.Ok, m.TransferRequest(to=to))
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        await self._post(f"/v1/calls/{_seg(call_id)}/dtmf", m.Ok, m.DtmfRequest(digits=digits))
+
+    async def credentials(self) -> list[m.CredentialName]:
+        return (await self._get("/v1/credentials", m.CredentialList)).credentials
+
+    async def set_credential(self, name: str, value: str) -> None:
+        await self._request(
+            "PUT", f"/v1/credentials/{_seg(name)}", body=m.CredentialSetRequest(value=value)
+        )
+
+    async def delete_credential(self, name: str) -> None:
+        await self._request("DELETE", f"/v1/credentials/{_seg(name)}")
+
+    async def reload(self) -> m.Reloaded:
+        return await self._post("/v1/config/reload", m.Reloaded)
+
+    async def rebuild_store(self) -> m.Rebuilt:
+        return await self._post("/v1/store/rebuild", m.Rebuilt)
+
+    async def metrics(self) -> str:
+        _, text = await self._request("GET", "/v1/metrics")
+        return str(text)
+
+    async def openapi(self) -> dict[str, Any]:
+        _, data = await self._request("GET", "/v1/openapi.json")
+        return dict(data)
+
+    async def events(
+        self,
+        call_id: str | None = None,
+        since: int | None = None,
+        *,
+        reconnect_for_s: float = 30.0,
+    ) -> AsyncIterator[StreamItem]:
+        """Live events; on a dropped connection, reconnects with ``since`` = last seen position.
+
+        Gives up with DaemonUnreachable after ``reconnect_for_s`` without a connection.
+        """
+        position = since
+        loop = asyncio.get_running_loop()
+        down_since: float | None = None
+        delay = 0.1
+        while True:
+            params: dict[str, str] = {}
+            if position is not None:
+                params["since"] = str(position)
+            if call_id is not None:
+                params["call_id"] = call_id
+            try:
+                self._check_socket()
+                async with self._http().ws_connect(
+                    "http://patterd/v1/events", params=params, heartbeat=20.0
+                ) as ws:
+                    down_since, delay = None, 0.1
+                    async for msg in ws:
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        frame = m.EventFrame.model_validate_json(msg.data)
+                        position = frame.pos
+                        if frame.kind == "gap":
+                            yield StreamItem(pos=frame.pos, missed=frame.missed)
+                        elif frame.event is not None:
+                            yield StreamItem(pos=frame.pos, event=parse_event(frame.event))
+            except aiohttp.WSServerHandshakeError as exc:
+                raise ApiError(exc.status, "handshake", exc.message, []) from None
+            except (aiohttp.ClientConnectorError, aiohttp.ClientOSError, DaemonUnreachable) as exc:
+                if isinstance(exc, aiohttp.ClientConnectorError):
+                    err = _connect_error(self.socket_path, exc)
+                    if isinstance(err, SocketPermissionDenied):
+                        raise err from None
+            now = loop.time()
+            down_since = down_since if down_since is not None else now
+            if now - down_since >= reconnect_for_s:
+                raise DaemonUnreachable(
+                    f"lost patterd at {self.socket_path} and could not reconnect"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")

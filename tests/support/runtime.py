@@ -1,0 +1,192 @@
+"""A Runtime for tests: real events on a real EventBus, calls kept in memory.
+
+It stands in for the SDK-backed runtime so the daemon, API and patterctl can be
+exercised end to end; ``patterd --runtime tests.support.runtime:create`` uses it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from patter_core.bus import EventBus
+from patter_core.events import (
+    BargeIn,
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    CostParts,
+    Dtmf,
+    LatencyParts,
+    Transcript,
+    TurnMetrics,
+)
+from patterd.config import DaemonConfig
+from patterd.credentials import Credentials
+from patterd.runtime import CallNotFound, LiveCall, NotAccepting, RuntimeFailure
+
+REFUSED_NUMBER = "+15550000000"
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.calls: dict[str, dict[str, Any]] = {}
+        self.rebuilds = 0
+
+    def list_calls(
+        self,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        direction: str | None = None,
+        status: str | None = None,
+        number: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Sequence[dict[str, Any]]:
+        rows = sorted(self.calls.values(), key=lambda r: r["started_at"], reverse=True)
+        if direction:
+            rows = [r for r in rows if r["direction"] == direction]
+        if status:
+            rows = [r for r in rows if r["status"] == status]
+        if number:
+            rows = [r for r in rows if number in (r["caller"], r["callee"])]
+        return rows[offset : offset + limit]
+
+    def get_call(self, call_id: str) -> dict[str, Any] | None:
+        return self.calls.get(call_id)
+
+    def totals_by_day(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> Sequence[dict[str, Any]]:
+        days: dict[str, dict[str, Any]] = {}
+        for row in self.calls.values():
+            day = row["started_at"][:10]
+            d = days.setdefault(day, {"day": day, "calls": 0, "cost": 0.0})
+            d["calls"] += 1
+            d["cost"] += row["cost"]
+        return sorted(days.values(), key=lambda d: d["day"])
+
+    def rebuild(self) -> int:
+        self.rebuilds += 1
+        return len(self.calls)
+
+
+class ScriptedRuntime:
+    def __init__(self, config: DaemonConfig, bus: EventBus, credentials: Credentials) -> None:
+        self.config = config
+        self.bus = bus
+        self.credentials = credentials
+        self.store = MemoryStore()
+        self.live: dict[str, LiveCall] = {}
+        self.accepting = True
+        self.started = False
+        self.closed = False
+        self.reloads = 0
+        self.transfers: list[tuple[str, str]] = []
+        self._ids = itertools.count(1)
+
+    async def start(self) -> None:
+        self.started = True
+
+    def live_calls(self) -> list[LiveCall]:
+        return list(self.live.values())
+
+    async def place_call(self, to: str, agent: str | None, first_message: str | None) -> str:
+        if not self.accepting:
+            raise NotAccepting("draining")
+        if to == REFUSED_NUMBER:
+            raise RuntimeFailure("carrier refused the number")
+        name = agent or self.config.default_agent or next(iter(self.config.agents), "")
+        if agent is not None and agent not in self.config.agents:
+            raise RuntimeFailure(f"unknown agent {agent!r}")
+        call_id = f"call-{next(self._ids)}"
+        now = datetime.now(UTC)
+        self.live[call_id] = LiveCall(
+            call_id=call_id,
+            direction="outbound",
+            callee=to,
+            caller="+15557654321",
+            agent=name,
+            state="in-progress",
+            started_at=now,
+        )
+        self.store.calls[call_id] = {
+            "call_id": call_id,
+            "direction": "outbound",
+            "caller": "+15557654321",
+            "callee": to,
+            "agent": name,
+            "status": "in-progress",
+            "started_at": now.isoformat(),
+            "cost": 0.0,
+            "transcript": [],
+        }
+        self.bus.publish(CallStarted(call_id=call_id, direction="outbound", callee=to, agent=name))
+        self.bus.publish(CallAnswered(call_id=call_id))
+        text = first_message or "Hello from the test runtime."
+        self._say(call_id, "agent", text, 1)
+        self.bus.publish(
+            TurnMetrics(
+                call_id=call_id,
+                turn=1,
+                latency=LatencyParts(end_of_speech_to_first_audio_ms=420.0),
+                cost=CostParts(carrier=0.01, llm=0.002),
+                total_cost=0.012,
+            )
+        )
+        self.store.calls[call_id]["cost"] = 0.012
+        self.bus.publish(BargeIn(call_id=call_id, heard_ms=800.0, detect_to_clear_ms=60.0))
+        return call_id
+
+    def _say(self, call_id: str, role: Literal["caller", "agent"], text: str, turn: int) -> None:
+        self.bus.publish(Transcript(call_id=call_id, role=role, text=text, turn=turn))
+        self.store.calls[call_id]["transcript"].append({"role": role, "text": text})
+
+    def _get(self, call_id: str) -> LiveCall:
+        try:
+            return self.live[call_id]
+        except KeyError:
+            raise CallNotFound(f"no live call {call_id!r}") from None
+
+    async def hangup(self, call_id: str) -> None:
+        self._end(call_id, "hangup", "completed")
+
+    def _end(self, call_id: str, reason: str, status: str) -> None:
+        self._get(call_id)
+        del self.live[call_id]
+        self.store.calls[call_id]["status"] = status
+        self.bus.publish(CallEnded(call_id=call_id, reason=reason, status=status))
+
+    async def transfer(self, call_id: str, to: str) -> None:
+        self._get(call_id)
+        self.transfers.append((call_id, to))
+        self._end(call_id, "transferred", "transferred")
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        self._get(call_id)
+        for digit in digits:
+            self.bus.publish(Dtmf(call_id=call_id, digit=digit))
+
+    def say(self, call_id: str, text: str) -> None:
+        """Caller speech, for tests that need more events on a live call."""
+        self._get(call_id)
+        self._say(call_id, "caller", text, 2)
+
+    def stop_accepting(self) -> None:
+        self.accepting = False
+
+    async def reload_config(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.reloads += 1
+
+    async def aclose(self) -> None:
+        for call_id in list(self.live):
+            self._end(call_id, "shutdown", "interrupted")
+        self.closed = True
+
+
+def create(config: DaemonConfig, bus: EventBus, credentials: Credentials) -> ScriptedRuntime:
+    return ScriptedRuntime(config, bus, credentials)
