@@ -1,0 +1,33 @@
+"""Patter: AI agents that answer and place real phone calls, self-hosted.
+
+from patter_core import Patter, Twilio, EchoEngine
+
+phone = Patter(carrier=Twilio(), phone_number="+15550001234", webhook_url="agent.example.com")
+agent = phone.agent(engine=EchoEngine())
+await phone.serve(agent)
+"""
+
+from patter_core.agent import Agent
+from patter_core.carriers import twilio
+from patter_core.carriers.twilio import Twilio
+from patter_core.engines import EchoEngine
+from patter_core.guardrails import Guardrail, guardrail
+from patter_core.patter import Patter
+from patter_core.tools import Tool, tool
+from patter_core.tunnel import CloudflareTunnel, Static
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "CloudflareTunnel",
+    "EchoEngine",
+    "Guardrail",
+    "Patter",
+    "Static",
+    "Tool",
+    "Twilio",
+    "guardrail",
+    "tool",
+    "twilio",
+]

@@ -55,6 +55,7 @@ class InterruptionPolicy:
     interruption; when off, every pause is confirmed at once (classic barge-in).
     ``pause_before_words``: clear the carrier at once (agent stops fast); when
     off the agent keeps talking until words confirm (backchannels never cause a gap).
+    ``enabled``: off for brains that must never be interrupted (the echo line test).
     """
 
     min_speech_ms: int = 300
@@ -64,6 +65,7 @@ class InterruptionPolicy:
     false_interruption_ms: int = 1500
     resume: bool = True
     pause_before_words: bool = True
+    enabled: bool = True
 
     def backchannel(self, text: str) -> bool:
         """True when ``text`` is only acknowledgement, not a bid for the turn."""

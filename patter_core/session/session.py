@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import inspect
 import logging
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from patter_core.audio.formats import AudioFormat
+from patter_core.audio.transcode import Transcoder
 from patter_core.brain import (
     AgentAudio,
     AgentText,
@@ -101,11 +101,7 @@ def make_converter(src: AudioFormat, dst: AudioFormat) -> Converter:
     """Passthrough when formats match (µ-law carrier to µ-law engine), else the audio Transcoder."""
     if src == dst:
         return _Passthrough()
-    try:
-        module = importlib.import_module("patter_core.audio.transcode")
-    except ImportError as exc:
-        raise RuntimeError(f"no transcoder available for {src} -> {dst}") from exc
-    return cast(Converter, module.Transcoder(src, dst))
+    return Transcoder(src, dst)
 
 
 @dataclass(slots=True)
@@ -151,7 +147,9 @@ class CallSession:
         clock: Callable[[], float] = time.monotonic,
         on_machine_detection: MachineDetectionCallback | None = None,
         converter_factory: Callable[[AudioFormat, AudioFormat], Converter] = make_converter,
+        announce_start: bool = True,
     ) -> None:
+        self.announce_start = announce_start  # False when the call was announced at dialling
         self.leg = leg
         self.brain = brain
         self.bus = bus
@@ -218,16 +216,17 @@ class CallSession:
     async def run(self) -> dict[str, Any]:
         """Run the call to its end; returns the summary (also published as ``call.ended``)."""
         info = self.info
-        self._publish(
-            CallStarted(
-                call_id=info.call_id,
-                direction=info.direction,
-                caller=info.caller,
-                callee=info.callee,
-                carrier=info.carrier,
-                agent=self.agent.name,
+        if self.announce_start:
+            self._publish(
+                CallStarted(
+                    call_id=info.call_id,
+                    direction=info.direction,
+                    caller=info.caller,
+                    callee=info.callee,
+                    carrier=info.carrier,
+                    agent=self.agent.name,
+                )
             )
-        )
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
@@ -683,6 +682,8 @@ class CallSession:
             self._last_eos = self.clock() - lag_s
         elif isinstance(sev, SpeechSustained):
             reply = self._current
+            if not self.agent.policy.enabled:
+                return
             if self._machine or self._pause is not None or reply is None or reply.cut:
                 return
             if not self._agent_speaking():

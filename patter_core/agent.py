@@ -1,0 +1,92 @@
+"""``phone.agent(...)``: what an agent is, checked once, turned into a brain per call."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, cast, runtime_checkable
+
+from patter_core.brain import Brain
+from patter_core.guardrails import Guardrail
+from patter_core.pricing import Pricing
+from patter_core.session.config import AgentConfig
+from patter_core.session.interruption import InterruptionPolicy
+from patter_core.tools import Tool
+
+
+@runtime_checkable
+class BrainFactory(Protocol):
+    """An engine configuration that makes a fresh brain for each call."""
+
+    def create_brain(self) -> Brain: ...
+
+
+@dataclass
+class Agent:
+    """One agent definition serves every call; each call gets its own brain."""
+
+    engine: Any = None
+    stt: Any = None
+    llm: Any = None
+    tts: Any = None
+    system_prompt: str = ""
+    first_message: str = ""
+    voice: str = ""
+    tools: list[Tool] = field(default_factory=list)
+    guardrails: list[Guardrail] = field(default_factory=list)
+    barge_in_threshold_ms: int = 300
+    interruption: InterruptionPolicy | None = None
+    name: str = "agent"
+
+    def __post_init__(self) -> None:
+        pipeline = any(x is not None for x in (self.stt, self.llm, self.tts))
+        if self.engine is not None and pipeline:
+            raise ValueError("give either engine= or a pipeline (stt=, llm=, tts=), not both")
+        if self.engine is None and not pipeline:
+            raise ValueError("an agent needs engine= (e.g. OpenAIRealtime()) or stt= and tts=")
+        if pipeline and (self.stt is None or self.tts is None):
+            raise ValueError("pipeline mode needs both stt= and tts= (and llm= or on_message)")
+        if self.barge_in_threshold_ms < 0:
+            raise ValueError("barge_in_threshold_ms must be 0 or more")
+        names = [t.name for t in self.tools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tool names must be unique, got {names}")
+
+    @property
+    def is_pipeline(self) -> bool:
+        return self.engine is None
+
+    def policy(self) -> InterruptionPolicy:
+        base = self.interruption or InterruptionPolicy()
+        if self.interruption is None:
+            base = replace(base, min_speech_ms=self.barge_in_threshold_ms)
+        if getattr(self.engine, "interruptible", True) is False:
+            base = replace(base, enabled=False)
+        return base
+
+    def session_config(
+        self, *, pricing: Pricing, voicemail_message: str = "", first_message: str | None = None
+    ) -> AgentConfig:
+        return AgentConfig(
+            system_prompt=self.system_prompt,
+            first_message=self.first_message if first_message is None else first_message,
+            voice=self.voice,
+            tools=list(self.tools),
+            guardrails=list(self.guardrails),
+            policy=self.policy(),
+            voicemail_message=voicemail_message,
+            pricing=pricing,
+            name=self.name,
+        )
+
+    def create_brain(self, on_message: Callable[..., Any] | None = None) -> Brain:
+        """A fresh brain for one call."""
+        if not self.is_pipeline:
+            if isinstance(self.engine, BrainFactory):
+                return self.engine.create_brain()
+            return cast(Brain, copy.copy(self.engine))
+        pipeline = importlib.import_module("patter_core.pipeline")
+        brain = pipeline.Pipeline(stt=self.stt, llm=self.llm, tts=self.tts, on_message=on_message)
+        return cast(Brain, brain)

@@ -1,0 +1,384 @@
+"""``Patter``: the SDK's front door (``serve`` for inbound, ``call`` for outbound).
+
+It wires the pieces together and owns their lifetimes: the tunnel, the
+public server with the carrier's webhook routes, the carrier's REST control,
+one ``CallSession`` per media stream, the store and the SDK callbacks, all
+listening on one ``EventBus``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from patter_core.agent import Agent
+from patter_core.audio.dtmf import dtmf_tones
+from patter_core.bus import EventBus
+from patter_core.carriers.base import CarrierError, CarrierLeg
+from patter_core.carriers.twilio import Carrier as TwilioCarrier
+from patter_core.carriers.twilio import TwilioControl, TwilioRoutes
+from patter_core.events import CallEnded, CallStarted
+from patter_core.guardrails import Guardrail
+from patter_core.pricing import Pricing
+from patter_core.server.app import PatterServer, ServerConfig
+from patter_core.server.registry import CallRecord
+from patter_core.session.callbacks import Callback, CallbackRunner
+from patter_core.session.config import CallInfo
+from patter_core.session.session import CallSession
+from patter_core.tools import Tool
+from patter_core.tunnel import CloudflareTunnel, Static, Tunnel, normalize_host
+from patter_core.validation import require_e164, require_port
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _CallControls:
+    """Carrier actions for one live call, as the session's system tools need them."""
+
+    phone: Patter
+    record: CallRecord
+    leg: CarrierLeg
+
+    async def transfer(self, number: str) -> None:
+        await self.phone._control_or_raise().transfer(self.record.carrier_call_id, number)
+
+    async def hangup(self) -> None:
+        control = self.phone._control
+        if control is not None and self.record.carrier_call_id:
+            try:
+                await control.hangup(self.record.carrier_call_id)
+            except CarrierError as exc:
+                log.warning("call %s: hang-up request failed: %s", self.record.call_id, exc)
+        await self.leg.close()
+
+    async def send_dtmf(self, digits: str) -> None:
+        await self.leg.send_audio(dtmf_tones(digits, self.leg.wire_format))
+
+
+class Patter:
+    def __init__(
+        self,
+        carrier: TwilioCarrier | None = None,
+        phone_number: str = "",
+        webhook_url: str = "",
+        tunnel: CloudflareTunnel | Static | bool | None = None,
+        pricing: dict[str, float] | None = None,
+        persist: bool | str | None = None,
+        *,
+        require_signature: bool = True,
+    ) -> None:
+        if webhook_url and tunnel:
+            raise ValueError("webhook_url and tunnel are mutually exclusive: pass one of them")
+        if carrier is not None:
+            carrier.require()
+            if not phone_number:
+                raise ValueError("phone_number is required when a carrier is set")
+        if phone_number:
+            require_e164(phone_number, "phone_number")
+        self.carrier = carrier
+        self.phone_number = phone_number
+        self.webhook_url = normalize_host(webhook_url) if webhook_url else ""
+        self.tunnel = tunnel
+        self.pricing = Pricing.with_overrides(pricing)
+        self.persist = persist
+        self.require_signature = require_signature
+        self.bus = EventBus()
+        self.server: PatterServer | None = None
+        self._control: TwilioControl | None = None
+        self._agent: Agent | None = None
+        self._serve_opts: dict[str, Any] = {}
+        self._ready: asyncio.Future[str] | None = None
+        self._stop: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tunnel: Tunnel | None = None
+        self.sessions: dict[str, CallSession] = {}
+
+    # --- agents ---------------------------------------------------------------
+
+    def agent(
+        self,
+        engine: Any = None,
+        *,
+        stt: Any = None,
+        llm: Any = None,
+        tts: Any = None,
+        system_prompt: str = "",
+        first_message: str = "",
+        voice: str = "",
+        tools: list[Tool] | None = None,
+        guardrails: list[Guardrail] | None = None,
+        barge_in_threshold_ms: int = 300,
+        name: str = "agent",
+    ) -> Agent:
+        return Agent(
+            engine=engine,
+            stt=stt,
+            llm=llm,
+            tts=tts,
+            system_prompt=system_prompt,
+            first_message=first_message,
+            voice=voice,
+            tools=list(tools or []),
+            guardrails=list(guardrails or []),
+            barge_in_threshold_ms=barge_in_threshold_ms,
+            name=name,
+        )
+
+    # --- readiness ------------------------------------------------------------------
+
+    @property
+    def ready(self) -> asyncio.Future[str]:
+        """Resolves to the public host once serving; fails with serve()'s error."""
+        if self._ready is None:
+            self._ready = asyncio.get_running_loop().create_future()
+        return self._ready
+
+    def _control_or_raise(self) -> TwilioControl:
+        if self._control is None:
+            raise RuntimeError("no carrier configured")
+        return self._control
+
+    # --- serving -------------------------------------------------------------------
+
+    async def serve(
+        self,
+        agent: Agent,
+        port: int = 8000,
+        recording: bool = False,
+        on_call_start: Callback | None = None,
+        on_call_end: Callback | None = None,
+        on_transcript: Callback | None = None,
+        on_message: Callable[..., Any] | None = None,
+        on_metrics: Callback | None = None,
+        voicemail_message: str = "",
+        dashboard: bool = True,
+        dashboard_token: str = "",
+        tunnel: CloudflareTunnel | Static | bool | None = None,
+    ) -> None:
+        """Answer calls with ``agent`` until ``disconnect()``; blocks meanwhile."""
+        ready = self.ready
+        try:
+            if port != 0:
+                require_port(port)
+            if on_message is not None and agent.llm is not None:
+                raise ValueError("llm= and on_message are mutually exclusive: use one of them")
+            if on_message is not None and not agent.is_pipeline:
+                raise ValueError("on_message works in pipeline mode (stt= and tts=), not engines")
+            if tunnel and self.webhook_url:
+                raise ValueError("webhook_url and tunnel are mutually exclusive: pass one of them")
+            self._agent = agent
+            self._serve_opts = {
+                "recording": recording,
+                "on_message": on_message,
+                "voicemail_message": voicemail_message,
+            }
+            self._stop = asyncio.Event()
+            host = await self._start(port, tunnel or self.tunnel)
+            runner = CallbackRunner(
+                self.bus,
+                on_call_start=on_call_start,
+                on_call_end=on_call_end,
+                on_transcript=on_transcript,
+                on_metrics=on_metrics,
+            )
+            self._spawn(runner.run())
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+                ready.exception()  # retrieved here, so an unawaited ready never warns
+            await self._shutdown()
+            raise
+        ready.set_result(host)
+        try:
+            await self._stop.wait()
+        finally:
+            runner.close()
+            await self._shutdown()
+
+    async def _start(self, port: int, tunnel: CloudflareTunnel | Static | bool | None) -> str:
+        public = self.webhook_url
+        if tunnel:
+            self._tunnel = CloudflareTunnel() if tunnel is True else tunnel
+            assert self._tunnel is not None
+            public = await self._tunnel.start(port)
+        if not public:
+            log.warning("no webhook_url or tunnel: carriers cannot reach this server from outside")
+        carriers = []
+        if self.carrier is not None:
+            self._control = TwilioControl(self.carrier)
+            carriers.append(TwilioRoutes(self.carrier))
+        config = ServerConfig(
+            public_host=public, port=port, require_signature=self.require_signature
+        )
+        self.server = PatterServer(config, self.bus, on_stream=self._on_stream, carriers=carriers)
+        await self.server.start()
+        if self._control is not None and public:
+            try:
+                await self._control.configure_number(self.phone_number, public)
+                log.info(
+                    "pointed %s at https://%s/webhooks/twilio/voice", self.phone_number, public
+                )
+            except CarrierError as exc:
+                log.warning(
+                    "serving, but could not point %s's voice webhook at this server: %s "
+                    "(set it in the Twilio console to https://%s/webhooks/twilio/voice)",
+                    self.phone_number,
+                    exc,
+                    public,
+                )
+        return public
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _on_stream(self, leg: CarrierLeg, record: CallRecord) -> None:
+        agent: Agent | None = record.options.get("agent") or self._agent
+        if agent is None:
+            await leg.close()
+            return
+        opts = self._serve_opts
+        voicemail = record.options.get("voicemail_message") or opts.get("voicemail_message", "")
+        config = agent.session_config(
+            pricing=self.pricing,
+            voicemail_message=voicemail,
+            first_message=record.options.get("first_message") or None,
+        )
+        info = CallInfo(
+            call_id=record.call_id,
+            direction=record.direction,
+            caller=record.caller,
+            callee=record.callee,
+            carrier=record.carrier,
+            amd_pending=bool(record.options.get("machine_detection"))
+            and record.amd_verdict is None,
+        )
+        session = CallSession(
+            leg,
+            agent.create_brain(opts.get("on_message")),
+            self.bus,
+            config,
+            info,
+            _CallControls(self, record, leg),
+            on_machine_detection=record.options.get("on_machine_detection"),
+            announce_start=not record.started_published,
+        )
+        record.started_published = True
+        record.session = session
+        self.sessions[record.call_id] = session
+        if opts.get("recording") and self._control is not None and self.server is not None:
+            self._spawn(self._record(record))
+        try:
+            await session.run()
+        finally:
+            record.ended_published = True
+            self.sessions.pop(record.call_id, None)
+            assert self.server is not None
+            self.server.registry.mark_ended(record)
+
+    async def _record(self, record: CallRecord) -> None:
+        assert self._control is not None and self.server is not None
+        try:
+            await self._control.start_recording(
+                record.carrier_call_id, webhook_host=self.server.config.public_host
+            )
+        except CarrierError as exc:
+            log.warning("call %s: could not start recording: %s", record.call_id, exc)
+
+    # --- outbound ---------------------------------------------------------------------
+
+    async def call(
+        self,
+        to: str,
+        agent: Agent | None = None,
+        first_message: str = "",
+        from_number: str = "",
+        machine_detection: bool = True,
+        on_machine_detection: Callable[..., Any] | None = None,
+        voicemail_message: str = "",
+        ring_timeout: int | None = 25,
+    ) -> str:
+        """Place a call; returns its call id. Requires ``serve()`` to be running."""
+        if self.server is None or self._ready is None or not self._ready.done():
+            raise RuntimeError("call() needs a running server: start serve() and await phone.ready")
+        control = self._control_or_raise()
+        require_e164(to, "to")
+        caller = from_number or self.phone_number
+        require_e164(caller, "from_number")
+        if voicemail_message:
+            machine_detection = True
+        record = self.server.registry.new(
+            direction="outbound", carrier=control.name, caller=caller, callee=to
+        )
+        record.options = {
+            "agent": agent,
+            "first_message": first_message,
+            "voicemail_message": voicemail_message,
+            "machine_detection": machine_detection,
+            "on_machine_detection": on_machine_detection,
+        }
+        record.started_published = True
+        self.bus.publish(
+            CallStarted(
+                call_id=record.call_id,
+                direction="outbound",
+                caller=caller,
+                callee=to,
+                carrier=control.name,
+                agent=(agent or self._agent or Agent(engine=object())).name,
+            )
+        )
+        try:
+            placed = await control.place_call(
+                to=to,
+                from_=caller,
+                call_id=record.call_id,
+                webhook_host=self.server.config.public_host,
+                machine_detection=machine_detection,
+                ring_timeout=ring_timeout,
+                record=bool(self._serve_opts.get("recording")),
+            )
+        except CarrierError as exc:
+            record.ended_published = True
+            self.bus.publish(CallEnded(call_id=record.call_id, reason="failed", status="failed"))
+            self.server.registry.mark_ended(record)
+            raise exc
+        self.server.registry.bind_carrier_id(record, placed.carrier_call_id)
+        return record.call_id
+
+    async def hangup(self, call_id: str) -> None:
+        session = self.sessions.get(call_id)
+        if session is None:
+            raise KeyError(f"no live call {call_id}")
+        await session.controls.hangup()
+
+    # --- shutdown -----------------------------------------------------------------
+
+    async def disconnect(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        for session in list(self.sessions.values()):
+            session.end("shutdown")
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.server is not None:
+            await self.server.stop()
+        control, self._control = self._control, None
+        if control is not None:
+            await control.close()
+        if self._tunnel is not None:
+            await self._tunnel.stop()
+            self._tunnel = None
