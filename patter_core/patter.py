@@ -29,6 +29,7 @@ from patter_core.server.registry import CallRecord
 from patter_core.session.callbacks import Callback, CallbackRunner
 from patter_core.session.config import CallInfo
 from patter_core.session.session import CallSession
+from patter_core.store import CallStore, resolve_root
 from patter_core.tools import Tool
 from patter_core.tunnel import CloudflareTunnel, Static, Tunnel, normalize_host
 from patter_core.validation import require_e164, require_port
@@ -97,6 +98,7 @@ class Patter:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tunnel: Tunnel | None = None
         self.sessions: dict[str, CallSession] = {}
+        self.store: CallStore | None = None
 
     # --- agents ---------------------------------------------------------------
 
@@ -178,6 +180,7 @@ class Patter:
                 "voicemail_message": voicemail_message,
             }
             self._stop = asyncio.Event()
+            self._open_store()
             host = await self._start(port, tunnel or self.tunnel)
             runner = CallbackRunner(
                 self.bus,
@@ -232,6 +235,19 @@ class Patter:
                     public,
                 )
         return public
+
+    def _open_store(self) -> None:
+        root = resolve_root(self.persist)
+        if root is None or self.store is not None:
+            return
+        self.store = CallStore(root)
+        interrupted = self.store.hydrate()
+        if interrupted:
+            log.warning(
+                "%d calls were live when the last run stopped: marked interrupted", interrupted
+            )
+        self.store.attach(self.bus)
+        log.info("call history in %s", root)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -382,3 +398,7 @@ class Patter:
         if self._tunnel is not None:
             await self._tunnel.stop()
             self._tunnel = None
+        store, self.store = self.store, None
+        if store is not None:
+            await store.detach()
+            store.close()

@@ -209,3 +209,18 @@ async def test_repeated_bad_stream_attempts_are_rate_limited():
         call = await rig.sim.inbound_call()
         await rig.next_event("call.answered")
         await call.hangup()
+
+
+async def test_a_served_call_is_persisted_and_survives_a_restart(tmp_path):
+    async with twilio_rig(persist=str(tmp_path)) as rig:
+        call = await rig.sim.inbound_call(from_="+15550007777")
+        started = await rig.next_event("call.started")
+        await call.hangup()
+        await rig.next_event("call.ended")
+    from patter_core.store import CallStore
+
+    store = CallStore(tmp_path)
+    row = store.get_call(started.call_id)
+    assert row is not None and row["status"] == "completed" and row["caller"] == "+15550007777"
+    assert store.hydrate() == 0
+    store.close()

@@ -38,7 +38,11 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def twilio_rig(
-    agent_factory: Any = None, *, serve_kwargs: dict[str, Any] | None = None, **sim_kwargs: Any
+    agent_factory: Any = None,
+    *,
+    serve_kwargs: dict[str, Any] | None = None,
+    persist: Any = False,
+    **sim_kwargs: Any,
 ) -> AsyncIterator[Rig]:
     async with SimulatedTwilio(**sim_kwargs) as sim:
         phone = Patter(
@@ -47,6 +51,7 @@ async def twilio_rig(
             ),
             phone_number="+15550001234",
             webhook_url=sim.public_host,
+            persist=persist,
         )
         agent: Agent = agent_factory(phone) if agent_factory else phone.agent(engine=_echo())
         events = phone.bus.subscribe(maxsize=100_000, name="test")
