@@ -1,0 +1,5 @@
+"""Speech-to-text providers, one module per wire protocol."""
+
+from patter_core.providers.stt.local import LocalSTT
+
+__all__ = ["LocalSTT"]
