@@ -12,6 +12,7 @@ exactly as a phone line would carry them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import tempfile
@@ -63,16 +64,14 @@ async def caller_audio(tts: LocalTTS, text: str) -> bytes:
 
 async def agent_finished_speaking(call: Any, quiet_s: float = 1.0, limit_s: float = 20.0) -> None:
     """Wait for the agent to speak and then go quiet, as a polite caller would."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    heard = len(call.heard)
-    while len(call.heard) == heard and loop.time() - start < limit_s:
-        await asyncio.sleep(0.1)
-    last, quiet_since = len(call.heard), loop.time()
-    while loop.time() - quiet_since < quiet_s and loop.time() - start < limit_s:
-        await asyncio.sleep(0.1)
-        if len(call.heard) != last:
-            last, quiet_since = len(call.heard), loop.time()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(limit_s):
+            await call.wait_heard(len(call.heard) + 1, timeout=limit_s)
+            while True:
+                try:
+                    await call.wait_heard(len(call.heard) + 1, timeout=quiet_s)
+                except TimeoutError:
+                    return
 
 
 def say(line: str) -> None:
