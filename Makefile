@@ -16,7 +16,7 @@ demo: $(STAMP)
 	@$(BIN)/python -m patter_core.demo
 
 test: $(STAMP)
-	@$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	@$(BIN)/ruff check patter_core patterd patter_tui tests bench

@@ -72,6 +72,9 @@ class Patter:
         persist: bool | str | None = None,
         *,
         require_signature: bool = True,
+        bus: EventBus | None = None,
+        bind_host: str | None = None,
+        store_options: dict[str, Any] | None = None,
     ) -> None:
         if webhook_url and tunnel:
             raise ValueError("webhook_url and tunnel are mutually exclusive: pass one of them")
@@ -88,7 +91,11 @@ class Patter:
         self.pricing = Pricing.with_overrides(pricing)
         self.persist = persist
         self.require_signature = require_signature
-        self.bus = EventBus()
+        self.bus = bus or EventBus()
+        self.bind_host = bind_host
+        self.store_options = dict(store_options or {})
+        # Inbound calls to a number listed here get that agent instead of serve()'s.
+        self.routes: dict[str, Agent] = {}
         self.server: PatterServer | None = None
         self._control: TwilioControl | None = None
         self._agent: Agent | None = None
@@ -218,6 +225,8 @@ class Patter:
         config = ServerConfig(
             public_host=public, port=port, require_signature=self.require_signature
         )
+        if self.bind_host:
+            config.host = self.bind_host
         self.server = PatterServer(config, self.bus, on_stream=self._on_stream, carriers=carriers)
         await self.server.start()
         if self._control is not None and public:
@@ -240,7 +249,7 @@ class Patter:
         root = resolve_root(self.persist)
         if root is None or self.store is not None:
             return
-        self.store = CallStore(root)
+        self.store = CallStore(root, **self.store_options)
         interrupted = self.store.hydrate()
         if interrupted:
             log.warning(
@@ -256,7 +265,9 @@ class Patter:
         return task
 
     async def _on_stream(self, leg: CarrierLeg, record: CallRecord) -> None:
-        agent: Agent | None = record.options.get("agent") or self._agent
+        agent: Agent | None = (
+            record.options.get("agent") or self.routes.get(record.callee) or self._agent
+        )
         if agent is None:
             await leg.close()
             return
@@ -324,6 +335,8 @@ class Patter:
         """Place a call; returns its call id. Requires ``serve()`` to be running."""
         if self.server is None or self._ready is None or not self._ready.done():
             raise RuntimeError("call() needs a running server: start serve() and await phone.ready")
+        if not self.server.accepting:
+            raise RuntimeError("not accepting new calls (shutting down)")
         control = self._control_or_raise()
         require_e164(to, "to")
         caller = from_number or self.phone_number
@@ -370,10 +383,16 @@ class Patter:
         return record.call_id
 
     async def hangup(self, call_id: str) -> None:
+        """End a live call, whether it is talking or still ringing."""
         session = self.sessions.get(call_id)
-        if session is None:
+        if session is not None:
+            await session.controls.hangup()
+            return
+        record = self.server.registry.get(call_id) if self.server is not None else None
+        if record is None or record.state == "ended":
             raise KeyError(f"no live call {call_id}")
-        await session.controls.hangup()
+        if record.carrier_call_id:
+            await self._control_or_raise().hangup(record.carrier_call_id)
 
     # --- shutdown -----------------------------------------------------------------
 

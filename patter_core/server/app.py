@@ -151,6 +151,7 @@ class PatterServer:
         self.started_at = time.time()
         self.port: int = config.port
         self.rejected_streams = 0
+        self.accepting = True  # False while draining: new inbound calls are rejected
 
     def stream_url(self, record: CallRecord) -> str:
         return f"wss://{self.config.public_host}/ws/stream/{record.call_id}/{record.stream_token}"

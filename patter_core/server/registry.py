@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 # Ended calls are kept a while so late callbacks (recording, status) still
@@ -26,6 +27,7 @@ class CallRecord:
     stream_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     state: Literal["ringing", "streaming", "ended"] = "ringing"
     created: float = field(default_factory=time.monotonic)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     answered: bool = False
     started_published: bool = False
     ended_published: bool = False

@@ -377,6 +377,9 @@ class SimulatedTwilio:
         status, twiml = await self.post_webhook(voice_url, params)
         if status != 200:
             raise RuntimeError(f"voice webhook answered {status}: {twiml.strip()}")
+        call = self.calls.get(params["CallSid"])
+        if call is not None and call["status"] == "completed":
+            raise RuntimeError("call was hung up before its stream opened")
         url, custom = parse_stream_twiml(twiml)
         return await self.open_stream(url, params["CallSid"], custom)
 
@@ -506,6 +509,8 @@ class SimulatedTwilio:
         try:
             if status_url:
                 await self.post_webhook(status_url, {**base, "CallStatus": "ringing"})
+            if call["status"] == "completed":  # hung up while ringing
+                return
             call["status"] = "in-progress"
             if status_url:
                 await self.post_webhook(status_url, {**base, "CallStatus": "in-progress"})
@@ -522,6 +527,8 @@ class SimulatedTwilio:
                         "MachineDetectionDuration": str(int(self.amd_delay_s * 1000)),
                     },
                 )
+        except RuntimeError as exc:
+            log.info("simulated call %s: %s", call["sid"], exc)
         except Exception:
             log.exception("simulated call %s failed", call["sid"])
 
@@ -551,6 +558,21 @@ class SimulatedTwilio:
             call["status"] = "completed"
             if stream is not None:
                 self._spawn(stream.hangup())
+            status_url = call.get("form", {}).get("StatusCallback")
+            if status_url:
+                self._spawn(
+                    self.post_webhook(
+                        status_url,
+                        {
+                            "CallSid": sid,
+                            "AccountSid": self.account_sid,
+                            "From": call["from"],
+                            "To": call["to"],
+                            "CallStatus": "completed",
+                            "CallDuration": "1",
+                        },
+                    )
+                )
         return web.json_response(self._call_json(call))
 
     async def _create_recording(self, request: web.Request) -> web.Response:

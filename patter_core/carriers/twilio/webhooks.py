@@ -143,6 +143,11 @@ class TwilioRoutes:
         if not form.get("From") or not form.get("To"):
             raise WebhookRejected(400, "missing From or To")
         record = self._record_for(request, form)
+        if record is None and not self.server.accepting:
+            log.info("rejecting inbound call %s: draining", form["CallSid"])
+            reject = VoiceResponse()
+            reject.reject()
+            return web.Response(text=str(reject), content_type="text/xml")
         if record is None:
             record = self.server.registry.new(
                 direction="inbound",
@@ -166,6 +171,10 @@ class TwilioRoutes:
             return web.Response(status=204)
         if status in ("in-progress", "answered"):
             record.answered = True
+        if status in FINAL_STATUSES and record.session is not None:
+            # Twilio says the call is over; normally the stream's stop said so first,
+            # but a lost stop must not leave a session running on a dead call.
+            record.session.end("hangup")
         if status in FINAL_STATUSES and record.session is None and not record.ended_published:
             # No media stream ever ran (no answer, busy, failed): the call ends here.
             self._ensure_started(record)

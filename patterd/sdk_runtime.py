@@ -1,0 +1,263 @@
+"""The daemon's runtime backed by the SDK: one ``Patter`` serving the configured numbers.
+
+Agents declared in TOML are built here from provider names; agents given as
+``module:object`` are imported (an ``Agent``, or a function taking the
+``Patter`` and returning one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from patter_core import EchoEngine, Guardrail, Patter, Tool, Twilio
+from patter_core.agent import Agent
+from patter_core.bus import EventBus
+from patter_core.carriers.base import CarrierError
+from patter_core.store import CallStore
+from patterd.config import AgentConfig, DaemonConfig, resolve_python_agent
+from patterd.credentials import Credentials
+from patterd.runtime import CallNotFound, LiveCall, NotAccepting, RuntimeFailure
+
+log = logging.getLogger(__name__)
+
+
+def _stt(name: str, options: dict[str, Any]) -> Any:
+    from patter_core.providers import stt
+
+    classes: dict[str, Callable[..., Any]] = {"local": stt.LocalSTT, "deepgram": stt.DeepgramSTT}
+    return _pick("stt", classes, name)(**options)
+
+
+def _tts(name: str, options: dict[str, Any]) -> Any:
+    from patter_core.providers import tts
+
+    classes: dict[str, Callable[..., Any]] = {
+        "local": tts.LocalTTS,
+        "elevenlabs": tts.ElevenLabsTTS,
+        "openai": tts.OpenAITTS,
+    }
+    return _pick("tts", classes, name)(**options)
+
+
+def _pick(kind: str, classes: dict[str, Callable[..., Any]], name: str) -> Callable[..., Any]:
+    if name not in classes:
+        raise RuntimeFailure(
+            f"{kind} provider {name!r} is not available in this build; "
+            f"available: {', '.join(sorted(classes))}"
+        )
+    return classes[name]
+
+
+def build_agent(phone: Patter, name: str, spec: AgentConfig) -> tuple[Agent, Any]:
+    """The agent for one ``[agents.NAME]`` table, and its ``on_message`` if any."""
+    on_message = None
+    if spec.agent is not None:
+        obj = resolve_python_agent(spec.agent)
+        if callable(obj) and not isinstance(obj, Agent):
+            obj = obj(phone)
+        if isinstance(obj, tuple):
+            obj, on_message = obj
+        if not isinstance(obj, Agent):
+            raise RuntimeFailure(f"{spec.agent} must be an Agent or return one")
+        obj.name = name
+        return obj, on_message
+    tools = [
+        Tool(name=t.name, description=t.description, parameters=t.parameters, webhook_url=t.url)
+        for t in spec.tools
+    ]
+    rails = [
+        Guardrail(name=g.name, blocked_terms=g.blocked_terms, replacement=g.replacement)
+        for g in spec.guardrails
+    ]
+    common: dict[str, Any] = {
+        "system_prompt": spec.system_prompt,
+        "first_message": spec.first_message,
+        "voice": spec.voice or "",
+        "tools": tools,
+        "guardrails": rails,
+        "name": name,
+    }
+    if spec.engine == "echo":
+        return phone.agent(engine=EchoEngine(), **common), None
+    if spec.engine is not None:
+        raise RuntimeFailure(f"engine {spec.engine!r} is not available in this build yet")
+    assert spec.pipeline is not None
+    if spec.pipeline.llm.provider != "on_message":
+        raise RuntimeFailure(
+            f"llm provider {spec.pipeline.llm.provider!r} is not available in this build yet; "
+            "use a Python agent with an on_message handler"
+        )
+    handler = resolve_python_agent(str(spec.pipeline.llm.options.get("handler", "")))
+    return (
+        phone.agent(
+            stt=_stt(spec.pipeline.stt.provider, spec.pipeline.stt.options),
+            tts=_tts(spec.pipeline.tts.provider, spec.pipeline.tts.options),
+            **common,
+        ),
+        handler,
+    )
+
+
+class SdkRuntime:
+    def __init__(self, config: DaemonConfig, bus: EventBus, credentials: Credentials) -> None:
+        self.config = config
+        self.bus = bus
+        self.credentials = credentials
+        self._task: asyncio.Task[None] | None = None
+        self.phone = self._make_phone(config)
+        self.store: CallStore = _NoStore()  # type: ignore[assignment]
+        self.agents: dict[str, tuple[Agent, Any]] = {}
+
+    def _make_phone(self, config: DaemonConfig) -> Patter:
+        carrier = None
+        if config.carrier.kind != "twilio":
+            raise RuntimeFailure(f"carrier {config.carrier.kind!r} is not available in this build")
+        if config.numbers:
+            carrier = Twilio(
+                account_sid=config.carrier.account_sid
+                or self.credentials.get("TWILIO_ACCOUNT_SID")
+                or "",
+                auth_token=self.credentials.get("TWILIO_AUTH_TOKEN") or "",
+                api_base_url=config.carrier.api_base_url or "",
+            )
+        store = config.store
+        return Patter(
+            carrier=carrier,
+            phone_number=next(iter(config.numbers), ""),
+            webhook_url=config.server.public_host or "",
+            pricing=config.pricing,
+            persist=str(store.root) if store.root else True,
+            bus=self.bus,
+            bind_host=config.server.bind,
+            store_options={"retention_days": store.retention_days, "redact": store.redact_phone},
+        )
+
+    def _load_agents(self, config: DaemonConfig) -> None:
+        agents = {name: build_agent(self.phone, name, spec) for name, spec in config.agents.items()}
+        self.agents = agents
+        self.phone.routes = {number: agents[name][0] for number, name in config.numbers.items()}
+
+    def _default(self) -> tuple[Agent, Any]:
+        name = self.config.default_agent or next(iter(self.config.numbers.values()), None)
+        if name is None and self.agents:
+            name = next(iter(self.agents))
+        if name is None:
+            raise RuntimeFailure("no agents configured: add an [agents.NAME] table")
+        return self.agents[name]
+
+    async def start(self) -> None:
+        self._load_agents(self.config)
+        agent, on_message = self._default()
+        handlers = {a[1] for a in self.agents.values() if a[1] is not None}
+        if len(handlers) > 1:
+            log.warning("several on_message handlers configured; only the default agent's is used")
+        self._task = asyncio.create_task(
+            self.phone.serve(agent, port=self.config.server.port, on_message=on_message)
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(self.phone.ready), 60)
+        except Exception as exc:
+            raise RuntimeFailure(f"could not start serving: {exc}") from None
+        if self.phone.store is not None:
+            self.store = self.phone.store
+
+    def live_calls(self) -> list[LiveCall]:
+        server = self.phone.server
+        if server is None:
+            return []
+        calls = []
+        for record in server.registry.live():
+            agent = record.options.get("agent") or self.phone.routes.get(record.callee)
+            calls.append(
+                LiveCall(
+                    call_id=record.call_id,
+                    direction=record.direction,
+                    caller=record.caller,
+                    callee=record.callee,
+                    agent=getattr(agent, "name", "") or "",
+                    state="in-progress" if record.state == "streaming" else record.state,
+                    started_at=record.started_at,
+                )
+            )
+        return calls
+
+    async def place_call(self, to: str, agent: str | None, first_message: str | None) -> str:
+        server = self.phone.server
+        if server is None or not server.accepting:
+            raise NotAccepting("not accepting new calls")
+        chosen = None
+        if agent is not None:
+            if agent not in self.agents:
+                raise RuntimeFailure(f"unknown agent {agent!r}")
+            chosen = self.agents[agent][0]
+        try:
+            return await self.phone.call(to=to, agent=chosen, first_message=first_message or "")
+        except (CarrierError, ValueError, RuntimeError) as exc:
+            raise RuntimeFailure(str(exc)) from None
+
+    def _session(self, call_id: str) -> Any:
+        session = self.phone.sessions.get(call_id)
+        if session is None:
+            raise CallNotFound(call_id)
+        return session
+
+    async def hangup(self, call_id: str) -> None:
+        try:
+            await self.phone.hangup(call_id)
+        except KeyError:
+            raise CallNotFound(call_id) from None
+        except CarrierError as exc:
+            raise RuntimeFailure(str(exc)) from None
+
+    async def transfer(self, call_id: str, to: str) -> None:
+        try:
+            await self._session(call_id).controls.transfer(to)
+        except CarrierError as exc:
+            raise RuntimeFailure(str(exc)) from None
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        try:
+            await self._session(call_id).controls.send_dtmf(digits)
+        except ValueError as exc:
+            raise RuntimeFailure(str(exc)) from None
+
+    def stop_accepting(self) -> None:
+        if self.phone.server is not None:
+            self.phone.server.accepting = False
+
+    async def reload_config(self, config: DaemonConfig) -> None:
+        old = self.config
+        self.config = config
+        self._load_agents(config)
+        if config.server != old.server or config.carrier != old.carrier:
+            log.warning("server and carrier changes take effect after a restart")
+
+    async def aclose(self) -> None:
+        await self.phone.disconnect()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, 30)
+
+
+class _NoStore:
+    """Stands in before serving starts (or with persistence off): empty history."""
+
+    def list_calls(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return []
+
+    def get_call(self, call_id: str) -> None:
+        return None
+
+    def totals_by_day(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return []
+
+    def rebuild(self) -> int:
+        return 0
+
+
+def create_runtime(config: DaemonConfig, bus: EventBus, credentials: Credentials) -> SdkRuntime:
+    return SdkRuntime(config, bus, credentials)
