@@ -61,7 +61,7 @@ engine = "echo"
 
 async def _until(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
     async with asyncio.timeout(timeout):
-        while not (result := await predicate()):  # noqa: ASYNC110 - polling another process
+        while not (result := await predicate()):
             await asyncio.sleep(0.1)
     return result
 

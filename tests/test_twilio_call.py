@@ -224,3 +224,74 @@ async def test_a_served_call_is_persisted_and_survives_a_restart(tmp_path):
     assert row is not None and row["status"] == "completed" and row["caller"] == "+15550007777"
     assert store.hydrate() == 0
     store.close()
+
+
+class _BrainFactory:
+    def __init__(self) -> None:
+        from tests.fakes.scripted_brain import ScriptedBrain
+
+        self.brain = ScriptedBrain()
+
+    def create_brain(self):  # type: ignore[no-untyped-def]
+        return self.brain
+
+
+async def test_barge_in_end_to_end_clears_the_carrier_and_cuts_the_reply():
+    from patter_core.agent import Agent
+    from patter_core.session.interruption import InterruptionPolicy
+    from tests.fakes.audio import mulaw, voiced
+
+    factory = _BrainFactory()
+
+    def make_agent(phone):  # type: ignore[no-untyped-def]
+        return Agent(
+            engine=factory,
+            first_message="Thanks for calling, this greeting is long on purpose so you can cut in.",
+            interruption=InterruptionPolicy(resume=False),
+        )
+
+    async with twilio_rig(make_agent) as rig:
+        call = await rig.sim.inbound_call()
+        await call.wait_heard(8000, timeout=10)  # a second of the greeting reached the caller
+        call.say(mulaw(voiced(900)))
+        barge = await rig.next_event("barge_in", timeout=10)
+        async with asyncio.timeout(5):
+            while call.clears == 0:  # the clear is on the wire; let the carrier read it
+                await asyncio.sleep(0.02)
+        assert barge.heard_ms >= 1000  # type: ignore[attr-defined]
+        assert barge.detect_to_clear_ms < 1000  # type: ignore[attr-defined]
+        assert len(factory.brain.interrupts) == 1
+        assert abs(factory.brain.interrupts[0] - barge.heard_ms) < 1  # type: ignore[attr-defined]
+        await asyncio.sleep(0.3)
+        rig.seen.extend(rig.drain())
+        cut = next(e for e in rig.seen if e.type == "transcript" and e.role == "agent")
+        assert cut.interrupted  # type: ignore[attr-defined]
+        assert cut.text and len(cut.text) < len(factory.brain.said[0])  # type: ignore[attr-defined]
+        heard_at_cut = len(call.heard)
+        await asyncio.sleep(0.5)
+        assert len(call.heard) - heard_at_cut < 1600, "no stale agent audio after the clear"
+        await call.hangup()
+
+
+async def test_transfer_sends_dial_twiml_for_the_live_call():
+    async with twilio_rig() as rig:
+        call = await rig.sim.inbound_call()
+        await rig.next_event("call.answered")
+        session = next(iter(rig.phone.sessions.values()))
+        await session.controls.transfer("+15550003333")
+        update = rig.sim.requests_of("update_call")[-1]
+        assert update["path"].endswith(f"/Calls/{call.call_sid}.json")
+        assert "<Dial>+15550003333</Dial>" in update["form"]["Twiml"]
+        ended = await rig.next_event("call.ended")  # the new TwiML ends the stream
+        assert ended.call_id == session.call_id
+
+
+async def test_agent_dtmf_is_played_in_band_on_the_stream():
+    async with twilio_rig() as rig:
+        call = await rig.sim.inbound_call()
+        await rig.next_event("call.answered")
+        session = next(iter(rig.phone.sessions.values()))
+        before = len(call.heard)
+        await session.controls.send_dtmf("12#")
+        await call.wait_heard(before + 3 * 800, timeout=5)  # three 100 ms tones at 8 kHz
+        assert not rig.sim.requests_of("update_call"), "the stream stays up: no TwiML change"

@@ -174,3 +174,20 @@ async def test_ready_rejects_with_the_real_error():
         await phone.serve(agent, port=70000)
     with pytest.raises(ValueError, match="port"):
         await asyncio.wait_for(phone.ready, 1)
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies():
+    from unittest import mock
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from patter_core.server.app import client_ip
+
+    transport = mock.Mock()
+    transport.get_extra_info.return_value = ("10.0.0.1", 1234)  # the proxy's address
+    req = make_mocked_request(
+        "GET", "/", headers={"X-Forwarded-For": "203.0.113.9, 10.0.0.2"}, transport=transport
+    )
+    assert client_ip(req, ()) == "10.0.0.1"  # no trusted proxies: the header is ignored
+    assert client_ip(req, ("10.0.0.0/8",)) == "203.0.113.9"  # first hop not a proxy
+    assert client_ip(req, ("192.0.2.0/24",)) == "10.0.0.1"  # sent by an untrusted host

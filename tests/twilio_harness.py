@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from patter_core import Patter, Twilio
@@ -20,12 +20,17 @@ class Rig:
     sim: SimulatedTwilio
     phone: Patter
     events: Subscription
+    seen: list[BaseEvent] = field(default_factory=list)
 
     async def next_event(self, type_: str, timeout: float = 10.0) -> BaseEvent:
+        """The next event of ``type_``; every event read on the way is kept in ``seen``."""
         async with asyncio.timeout(timeout):
             while True:
                 item = await self.events.get()
-                if not isinstance(item, Gap) and getattr(item, "type", "") == type_:
+                if isinstance(item, Gap):
+                    continue
+                self.seen.append(item)
+                if getattr(item, "type", "") == type_:
                     return item
 
     def drain(self) -> list[BaseEvent]:
