@@ -1,10 +1,12 @@
 """``make demo``: a whole phone call on this machine, no accounts, keys or network.
 
-A simulated caller (``patter_core.testing.SimulatedTwilio``, the same one the
-tests use) dials in over the real stack: the signed voice webhook, TwiML, the
+It starts ``patterd`` with a demo config in a temporary folder and lets a
+simulated caller (``patter_core.testing.SimulatedTwilio``, the same one the
+tests use) dial in over the real stack: the signed voice webhook, TwiML, the
 media WebSocket, the call session with barge-in detection, an offline
 pipeline (PocketSphinx speech-to-text, a small receptionist written as an
-``on_message`` handler, eSpeak NG text-to-speech) and the call store. The
+``on_message`` handler, eSpeak NG text-to-speech), the store and the control
+API, whose live event stream prints the transcript as it happens. The
 caller's own words are synthesised with eSpeak too, and sent as 8 kHz µ-law
 exactly as a phone line would carry them.
 """
@@ -13,18 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
+import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from patter_core import Patter, Twilio
 from patter_core.audio.formats import MULAW_8K
 from patter_core.audio.transcode import Transcoder
-from patter_core.providers.stt import LocalSTT
 from patter_core.providers.tts import LocalTTS
 from patter_core.testing import SimulatedTwilio
+from patterd.client import ClientError, PatterClient
 
 PHRASES = [
     "i would like to check my order status",
@@ -32,6 +37,7 @@ PHRASES = [
     "thank you goodbye",
     "yes please",
 ]
+SOURCE_ROOT = str(Path(__file__).resolve().parents[1])
 ORDERS = {"caller": {"id": "A-1042", "status": "shipped", "eta": "Thursday"}}
 
 
@@ -78,79 +84,156 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+DEMO_CONFIG = """\
+[carrier]
+kind = "twilio"
+account_sid = "{account_sid}"
+api_base_url = "{api_url}"
+
+[server]
+bind = "127.0.0.1"
+port = {port}
+public_host = "{public_host}"
+
+[store]
+root = "{root}/history"
+
+[numbers]
+"+15550001234" = "receptionist"
+
+[agents.receptionist]
+first_message = "Thanks for calling Acme. How can I help?"
+
+[agents.receptionist.pipeline]
+stt = {{ provider = "local", options = {{ phrases = {phrases} }} }}
+llm = {{ provider = "on_message", options = {{ handler = "patter_core.demo:receptionist" }} }}
+tts = "local"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_daemon(root: Path, sim: SimulatedTwilio, port: int) -> asyncio.subprocess.Process:
+    config = root / "patterd.toml"
+    config.write_text(
+        DEMO_CONFIG.format(
+            account_sid=sim.account_sid,
+            api_url=sim.api_url,
+            port=port,
+            public_host=sim.public_host,
+            root=root,
+            phrases=json.dumps(PHRASES),
+        )
+    )
+    env = dict(os.environ)
+    env["TWILIO_AUTH_TOKEN"] = sim.auth_token
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"  # never the user's keyring
+    env["PYTHONPATH"] = SOURCE_ROOT
+    log_file = (root / "patterd.log").open("w")
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "patterd.cli",
+        "run",
+        "--config",
+        str(config),
+        "--socket",
+        str(root / "patterd.sock"),
+        env=env,
+        stdout=log_file,
+        stderr=log_file,
+    )
+
+
+async def wait_ready(client: PatterClient, proc: asyncio.subprocess.Process, root: Path) -> None:
+    async with asyncio.timeout(60):
+        while True:
+            if proc.returncode is not None:
+                raise RuntimeError(f"patterd exited: see {root / 'patterd.log'}")
+            try:
+                await client.status()
+                return
+            except ClientError:
+                await asyncio.sleep(0.2)
+
+
+async def show_events(client: PatterClient) -> None:
+    async for item in client.events():
+        ev = item.event
+        if ev is None:
+            continue
+        if ev.type == "transcript" and ev.final:
+            who = "caller" if ev.role == "caller" else "agent "
+            cut = " [cut off]" if ev.interrupted else ""
+            say(f"  {who} | {ev.text}{cut}")
+        elif ev.type == "turn.metrics":
+            heard = ev.latency.end_of_speech_to_first_heard_ms
+            line = f"          turn {ev.turn}: cost so far ${ev.total_cost:.5f}"
+            if heard is not None:
+                line += f", caller stopped -> agent heard in {heard:.0f} ms"
+            say(line)
+        elif ev.type == "call.started":
+            say(f"  [call {ev.call_id[:8]} from {ev.caller}]")
+        elif ev.type == "call.ended":
+            say(f"  [call ended: {ev.reason}, {ev.duration_s:.1f} s]")
+
+
 async def run(root: Path) -> int:
     async with SimulatedTwilio(public_host="demo.patter.test") as sim:
-        phone = Patter(
-            carrier=Twilio(sim.account_sid, sim.auth_token, api_base_url=sim.api_url),
-            phone_number="+15550001234",
-            webhook_url=sim.public_host,
-            persist=str(root),
-        )
-        agent = phone.agent(
-            stt=LocalSTT(phrases=PHRASES),
-            tts=LocalTTS(),
-            first_message="Thanks for calling Acme. How can I help?",
-            name="receptionist",
-        )
-
-        async def on_transcript(ev: dict[str, Any]) -> None:
-            if ev.get("final", True):
-                who = "caller" if ev["role"] == "caller" else "agent "
-                cut = " [cut off]" if ev.get("interrupted") else ""
-                say(f"  {who} | {ev['text']}{cut}")
-
-        async def on_metrics(ev: dict[str, Any]) -> None:
-            lat = ev["latency"]
-            heard = lat.get("end_of_speech_to_first_heard_ms")
-            parts = [f"turn {ev['turn']}", f"cost so far ${ev['total_cost']:.5f}"]
-            if heard is not None:
-                parts.append(f"end of caller speech -> agent heard {heard:.0f} ms")
-            say("          " + ", ".join(parts))
-
-        server = asyncio.create_task(
-            phone.serve(
-                agent,
-                port=0,
-                on_message=receptionist,
-                on_transcript=on_transcript,
-                on_metrics=on_metrics,
-            )
-        )
-        await phone.ready
-        assert phone.server is not None
-        sim.server_url = f"http://127.0.0.1:{phone.server.port}"
-        say(f"Patter is serving on 127.0.0.1:{phone.server.port} (public host {sim.public_host}).")
-        say("A simulated caller dials +15550001234 ...\n")
-        voice = LocalTTS(voice="en-us+m3")
-        call = await sim.inbound_call(from_="+15550007777", to="+15550001234")
-        for line in ("I would like to check my order status", "thank you goodbye"):
+        port = free_port()
+        sim.server_url = f"http://127.0.0.1:{port}"
+        proc = await start_daemon(root, sim, port)
+        client = PatterClient(root / "patterd.sock")
+        watcher: asyncio.Task[None] | None = None
+        try:
+            await wait_ready(client, proc, root)
+            status = await client.status()
+            say(f"patterd {status.version} is up: control socket {root / 'patterd.sock'}")
+            say(f"Watch it live in another terminal:  patter-tui --socket {root / 'patterd.sock'}")
+            say("A simulated caller dials +15550001234 ...\n")
+            watcher = asyncio.create_task(show_events(client))
+            voice = LocalTTS(voice="en-us+m3")
+            call = await sim.inbound_call(from_="+15550007777", to="+15550001234")
+            for line in ("I would like to check my order status", "thank you goodbye"):
+                await agent_finished_speaking(call)
+                say(f"  (caller speaks: {line!r})")
+                call.say(await caller_audio(voice, line))
             await agent_finished_speaking(call)
-            say(f"  (caller speaks: {line!r})")
-            call.say(await caller_audio(voice, line))
-        await agent_finished_speaking(call)
-        await call.hangup()
-        await asyncio.sleep(0.5)
-        store = phone.store
-        rows = store.list_calls(limit=1) if store is not None else []
-        await phone.disconnect()
-        await server
-        if rows:
-            row = rows[0]
-            say(
-                f"\nCall {row['call_id']}: {row['status']}, {row['duration_s']:.1f} s, "
-                f"{row['turns']} turns, estimated cost ${row['cost_total']:.5f}"
-            )
-            say(f"Its files: {root / row['folder']}")
-            say(f"Read them: jq . {root / row['folder'] / 'transcript.jsonl'}")
-        say(f"{len(call.heard) / 8000:.1f} s of agent audio reached the caller.")
-        say("\nRun it as a service: `patterd` with `patterctl` (docs/daemon.md).")
-        return 0
+            await call.hangup()
+            await asyncio.sleep(1.5)
+            page = await client.calls(limit=1)
+            if page.calls:
+                row = page.calls[0]
+                folder = root / "history" / row["folder"]
+                say(
+                    f"\nFrom the call history: {row['status']}, {row['duration_s']:.1f} s, "
+                    f"{row['turns']} turns, estimated cost ${row['cost_total']:.5f}"
+                )
+                say(f"The call's files: {folder}")
+                say(f"  jq . {folder / 'transcript.jsonl'}")
+            say(f"{len(call.heard) / 8000:.1f} s of agent audio reached the caller.")
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            await client.close()
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 30)
+                except TimeoutError:
+                    proc.kill()
+        say(f"patterd stopped (exit {proc.returncode}); its log: {root / 'patterd.log'}")
+        return 0 if proc.returncode == 0 else 1
 
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     root = Path(tempfile.mkdtemp(prefix="patter-demo-"))
-    say("Patter demo: one inbound call through the whole stack, offline.\n")
+    say("Patter demo: patterd answers one phone call, entirely on this machine.\n")
     return asyncio.run(run(root))
 
 
