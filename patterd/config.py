@@ -122,10 +122,17 @@ class AgentConfig(_Strict):
         return self
 
 
+class TelemetryConfig(_Strict):
+    """OpenTelemetry traces (needs ``pip install patter[otel]``); exporter set by OTEL_* env."""
+
+    traces: bool = False
+
+
 class DaemonConfig(_Strict):
     carrier: CarrierConfig = Field(default_factory=CarrierConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     pricing: dict[str, float] = Field(default_factory=dict)
     numbers: dict[E164Number, str] = Field(default_factory=dict)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)

@@ -7,13 +7,15 @@ import contextlib
 import importlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
 from patter_core.bus import EventBus
-from patter_core.events import CallEnded
+from patter_core.events import BaseEvent, CallEnded
+from patter_core.tracing import CallTracer
 from patterd import __version__, sdnotify
 from patterd.api.app import ApiContext, build_app
 from patterd.config import ConfigError, DaemonConfig, load_config
@@ -62,6 +64,24 @@ class DaemonOptions:
     event_capacity: int = 5000
 
 
+def make_tracer() -> CallTracer:
+    """A tracer exporting with OTLP over HTTP to wherever OTEL_EXPORTER_OTLP_* point."""
+    try:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError as exc:
+        raise StartupError(
+            "[telemetry] traces = true needs the otel extra: pip install 'patter[otel]'"
+        ) from exc
+    provider = TracerProvider(resource=Resource.create({"service.name": "patterd"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return CallTracer(provider)
+
+
 class Daemon:
     def __init__(
         self, options: DaemonOptions, config: DaemonConfig, redactor: SecretRedactor
@@ -77,7 +97,11 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self.runtime: Runtime = options.runtime_factory(config, self.bus, self.credentials)
         self.metrics = Metrics(self.bus, lambda: len(self.runtime.live_calls()))
-        self._pump = EventPump(self.bus, self.events, [self.metrics.observe])
+        observers: list[Callable[[BaseEvent], None]] = [self.metrics.observe]
+        self.tracer = make_tracer() if config.telemetry.traces else None
+        if self.tracer is not None:
+            observers.append(self.tracer.observe)
+        self._pump = EventPump(self.bus, self.events, observers)
         self._claim = SocketClaim(options.socket_path)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -145,6 +169,8 @@ class Daemon:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self._pump.aclose()
+            if self.tracer is not None:
+                self.tracer.close()
             for r in (metrics_runner, runner):
                 if r is not None:
                     await r.cleanup()
