@@ -191,3 +191,39 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies():
     assert client_ip(req, ()) == "10.0.0.1"  # no trusted proxies: the header is ignored
     assert client_ip(req, ("10.0.0.0/8",)) == "203.0.113.9"  # first hop not a proxy
     assert client_ip(req, ("192.0.2.0/24",)) == "10.0.0.1"  # sent by an untrusted host
+
+
+async def test_serve_with_a_tunnel_configures_the_number_at_the_tunnel_host(tmp_path):
+    import asyncio
+    import stat as stat_
+
+    from patter_core import CloudflareTunnel, EchoEngine
+
+    fake = tmp_path / "cloudflared"
+    fake.write_text(
+        '#!/bin/sh\necho "INF |  https://brave-otter-42.trycloudflare.com  |" >&2\nexec sleep 60\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat_.S_IEXEC)
+    async with SimulatedTwilio() as sim:
+        phone = Patter(
+            carrier=Twilio(sim.account_sid, sim.auth_token, api_base_url=sim.api_url),
+            phone_number="+15550001234",
+            tunnel=CloudflareTunnel(binary=str(fake)),
+            persist=False,
+        )
+        task = asyncio.create_task(phone.serve(phone.agent(engine=EchoEngine()), port=0))
+        assert await asyncio.wait_for(phone.ready, 10) == "brave-otter-42.trycloudflare.com"
+        voice_url = sim.numbers["+15550001234"]["voice_url"]
+        assert voice_url == "https://brave-otter-42.trycloudflare.com/webhooks/twilio/voice"
+        await phone.disconnect()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_serve_rejects_llm_together_with_on_message():
+    from patter_core.providers.stt import LocalSTT
+    from patter_core.providers.tts import LocalTTS
+
+    phone = Patter(persist=False)
+    agent = phone.agent(stt=LocalSTT(), llm=object(), tts=LocalTTS())
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        await phone.serve(agent, port=0, on_message=lambda d: "hi")
