@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from patter_core.audio import g711
 from patter_core.audio.formats import MULAW_8K, PCM16_16K
+from patter_core.audio.quality import ideal_resample, snr_db
 from patter_core.audio.resample import StreamResampler
 from patter_core.audio.transcode import Transcoder
 
@@ -36,26 +37,13 @@ def chirp(rate: int, seconds: float = 4.0) -> np.ndarray:
     return np.round(np.sin(2 * np.pi * (300 * t + 0.5 * k * t * t)) * 10000).astype(np.int16)
 
 
-def ideal(x: np.ndarray, src: int, dst: int, delay_s: float) -> np.ndarray:
-    n, m = len(x), round(len(x) * dst / src)
-    spec = np.fft.rfft(x.astype(np.float64))
-    out = np.zeros(m // 2 + 1, complex)
-    k = min(len(spec), len(out))
-    out[:k] = spec[:k]
-    out *= np.exp(-2j * np.pi * np.arange(len(out)) * delay_s * dst / m)
-    return np.fft.irfft(out, m) * m / n
-
-
 def snr(got: np.ndarray, ref: np.ndarray, rate: int) -> float:
-    n = min(len(got), len(ref))
-    cut = slice(rate // 2, n - rate // 2)
-    err = got[cut].astype(np.float64) - ref[cut]
-    return float(10 * np.log10(np.sum(ref[cut] ** 2) / np.sum(err**2)))
+    return snr_db(got, ref, rate // 2)
 
 
 def best_snr(got: np.ndarray, src: int, dst: int, x: np.ndarray) -> float:
     """SNR at the best alignment (soxr and interp have their own delays)."""
-    return max(snr(got, ideal(x, src, dst, d / dst), dst) for d in np.arange(-4, 80, 0.25))
+    return max(snr(got, ideal_resample(x, src, dst, d / dst), dst) for d in np.arange(-4, 80, 0.25))
 
 
 def linear(src: int, dst: int) -> Callable[[np.ndarray], np.ndarray]:

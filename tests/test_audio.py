@@ -17,6 +17,8 @@ from patter_core.audio.formats import (
     AudioFormat,
     Encoding,
 )
+from patter_core.audio.quality import ideal_resample
+from patter_core.audio.quality import snr_db as quality_snr_db
 from patter_core.audio.resample import StreamResampler
 from patter_core.audio.transcode import FrameSlicer, Transcoder
 
@@ -62,23 +64,8 @@ def _chirp(rate: int, seconds: float = 2.0, f0: float = 300, f1: float = 3400) -
     return np.round(np.sin(2 * np.pi * (f0 * t + 0.5 * k * t * t)) * 10000).astype(np.int16)
 
 
-def ideal_resample(x: np.ndarray, src: int, dst: int, delay_s: float = 0.0) -> np.ndarray:
-    """Band-limited FFT resampling, delayed by ``delay_s``: the reference a filter is judged by."""
-    n = len(x)
-    m = round(n * dst / src)
-    spec = np.fft.rfft(x.astype(np.float64))
-    out = np.zeros(m // 2 + 1, complex)
-    k = min(len(spec), len(out))
-    out[:k] = spec[:k]
-    out *= np.exp(-2j * np.pi * np.arange(len(out)) * delay_s * dst / m)
-    return np.fft.irfft(out, m) * m / n
-
-
 def snr_db(got: np.ndarray, ref: np.ndarray, rate: int) -> float:
-    n = min(len(got), len(ref))
-    cut = slice(rate // 5, n - rate // 5)  # skip the FFT reference's wrap-around edges
-    err = got[cut].astype(np.float64) - ref[cut]
-    return float(10 * np.log10(np.sum(ref[cut] ** 2) / np.sum(err**2)))
+    return quality_snr_db(got, ref, rate // 5)
 
 
 RATE_PAIRS = [(8000, 16000), (16000, 8000), (24000, 16000), (16000, 24000), (22050, 16000)]
