@@ -1,0 +1,31 @@
+"""One aiohttp ClientSession shared by every HTTP/WebSocket provider in the process.
+
+Connection reuse matters for latency (TLS handshakes per sentence add up), and a
+single owner makes shutdown simple: the daemon calls ``close_shared_session()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+_session: aiohttp.ClientSession | None = None
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def shared_session() -> aiohttp.ClientSession:
+    """The process's session, created on first use in the running loop."""
+    global _session, _loop
+    loop = asyncio.get_running_loop()
+    if _session is None or _session.closed or _loop is not loop:
+        _session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        _loop = loop
+    return _session
+
+
+async def close_shared_session() -> None:
+    global _session, _loop
+    session, _session, _loop = _session, None, None
+    if session is not None and not session.closed:
+        await session.close()
