@@ -287,11 +287,11 @@ class Pipeline:
             self._emit(BrainFailure("pipeline_error", f"{type(exc).__name__}: {exc}", False))
         self._finish(reply)
 
-    def _finish(self, reply: _Reply) -> None:
+    def _finish(self, reply: _Reply, heard_ms: float | None = None) -> None:
         if reply.finished:
             return
         reply.finished = True
-        self._settle_history(reply, None)
+        self._settle_history(reply, heard_ms)
         if not reply.cancelled:
             spoken = " ".join(p.text for p in reply.pieces)
             self._emit(AgentText(spoken, final=True, response_id=reply.id))
@@ -315,9 +315,12 @@ class Pipeline:
         if reply.speaker is not None:
             await reply.speaker.cancel()
         if heard_ms is not None:
-            self._dead.add(reply.id)
-            self._settle_history(reply, heard_ms)
-        self._finish(reply)
+            self._dead.add(reply.id)  # audio already queued for the session is stale too
+        if reply.finished:
+            if heard_ms is not None:
+                self._settle_history(reply, heard_ms)
+        else:
+            self._finish(reply, heard_ms)
 
     def _settle_history(self, reply: _Reply, heard_ms: float | None) -> None:
         """Assistant messages hold the spoken pieces, cut to what was heard."""

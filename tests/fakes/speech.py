@@ -1,7 +1,8 @@
-"""A scripted STT and a tone-free fake TTS implementing the provider protocols.
+"""A scripted STT and a fake TTS implementing the provider protocols.
 
 The STT plays back transcriptions the test feeds it (``say_final``...); the TTS
-turns text into silence-valued PCM (10 ms per character) in 20 ms chunks, and
+turns text into PCM (10 ms per character, every byte the 1-based number of
+the synthesis, so tests can check order) in 20 ms chunks, and
 records which syntheses finished and which were closed part-way.
 """
 
@@ -22,12 +23,14 @@ class ScriptedSTTStream:
         self.audio_bytes = 0
         self.finalized = 0
         self.closed = False
+        self._taken = asyncio.Event()
 
     async def push_audio(self, payload: bytes) -> None:
         self.audio_bytes += len(payload)
 
     async def results(self) -> AsyncIterator[Transcription]:
         while (item := await self._q.get()) is not None:
+            self._taken.set()
             yield item
 
     async def finalize(self) -> None:
@@ -43,6 +46,12 @@ class ScriptedSTTStream:
 
     def emit(self, result: Transcription) -> None:
         self._q.put_nowait(result)
+
+    async def drained(self) -> None:
+        """Every emitted result has been taken by the reader."""
+        while not self._q.empty():
+            self._taken.clear()
+            await self._taken.wait()
 
     def turn(self, text: str) -> None:
         """An interim, then the final flagged as the end of the turn."""
@@ -80,6 +89,7 @@ class FakeTTS:
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         self.started.append(text)
+        fill = bytes([len(self.started) % 256])  # audio says which synthesis made it
         self.changed.set()
         total = PCM16_16K.bytes_for_ms(MS_PER_CHAR) * len(text)
         step = PCM16_16K.bytes_for_ms(20)
@@ -88,7 +98,7 @@ class FakeTTS:
         try:
             while sent < total:
                 n = min(step, total - sent)
-                yield b"\x00" * n
+                yield fill * n
                 sent += n
                 if text in self.hold:
                     await self.hold[text].wait()
