@@ -1,12 +1,12 @@
 """Cut streamed LLM text into pieces a TTS can speak with natural prosody.
 
 A piece ends at a sentence end (``. ! ? …`` followed by a space) or, once the
-piece is long, at a clause break (``, ; : —``). Not a sentence end: a period in
-a known abbreviation ("Dr.", "e.g."), a single initial ("J."), a number
-("3.5", "1,000"), or an ellipsis followed by a lowercase word. Pieces shorter
-than ``min_chars`` are held and joined to the next, so "Sure." does not become
-its own TTS request.
-"""
+piece is long, at a clause break (``, ; : —``). Not a sentence end: a period
+after a title ("Dr. Smith"), after an abbreviation unless a capital follows
+("e.g. this"), after a single initial ("J."), inside a number ("3.5",
+"1,000"), or an ellipsis followed by a lowercase word. Pieces shorter than
+``min_chars`` are held and joined to the next, so "Sure." does not become its
+own TTS request."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ ABBREVIATIONS = frozenset(
         "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
     }
 )  # fmt: skip
+
+TITLES = frozenset({"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "no", "vs"})
+"""Abbreviations that always lead into a name or number, so never end a sentence."""
 
 _SENTENCE_END = ".!?…"
 _CLAUSE_END = ",;:—"
@@ -90,8 +93,12 @@ class SentenceSegmenter:
                 return None
             return not buf[nxt].islower()
         word = _word_before(buf, i)
-        if word.lower() in ABBREVIATIONS:
+        if word.lower() in TITLES:
             return False
+        if word.lower() in ABBREVIATIONS:
+            # "at 5 p.m. Anything else?" ends; "e.g. tomorrow" does not.
+            nxt = _next_word_start(buf, end)
+            return None if nxt is None else buf[nxt].isupper()
         if len(word) == 1 and word.isalpha() and word.isupper():
             return False  # an initial: "J. R. Smith"
         if word.isdigit():

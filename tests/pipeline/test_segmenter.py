@@ -41,6 +41,13 @@ def test_short_pieces_join_the_next_and_long_clauses_split() -> None:
     ]
 
 
+def test_abbreviation_ends_a_sentence_only_before_a_capital() -> None:
+    assert cut("We open at 9 a.m. and close at 5 p.m. Anything else?") == [
+        "We open at 9 a.m. and close at 5 p.m.",
+        "Anything else?",
+    ]
+
+
 def test_closing_quotes_stay_with_their_sentence() -> None:
     assert cut('He said "stop right now." Then he left.') == [
         'He said "stop right now."',
