@@ -1,6 +1,6 @@
-"""Pipeline mode: STT → LLM (or ``on_message``) → TTS as one brain."""
+"""Pipeline mode: STT → LLM (or ``on_message``) → TTS as one Brain."""
 
-from patter_core.pipeline.pipeline import Pipeline
-from patter_core.pipeline.segmenter import Segmenter
+from patter_core.pipeline.pipeline import OnMessage, Pipeline, TextFilter
+from patter_core.pipeline.segmenter import SentenceSegmenter
 
-__all__ = ["Pipeline", "Segmenter"]
+__all__ = ["OnMessage", "Pipeline", "SentenceSegmenter", "TextFilter"]
