@@ -43,6 +43,27 @@ def _tts(name: str, options: dict[str, Any]) -> Any:
     return _pick("tts", classes, name)(**options)
 
 
+def _llm(name: str, options: dict[str, Any], credentials: Credentials) -> Any:
+    from patter_core.providers import llm
+
+    classes: dict[str, Callable[..., Any]] = {
+        "openai": llm.OpenAILLM,
+        "anthropic": llm.AnthropicLLM,
+        "groq": llm.GroqLLM,
+        "cerebras": llm.CerebrasLLM,
+        "google": llm.GoogleLLM,
+    }
+    cls = _pick("llm", classes, name)
+    options = dict(options)
+    env_var = getattr(cls, "env_var", "")
+    if "api_key" not in options and env_var and (key := credentials.get(env_var)):
+        options["api_key"] = key  # from the keyring or systemd credentials, not only the env
+    try:
+        return cls(**options)
+    except ValueError as exc:
+        raise RuntimeFailure(str(exc)) from None
+
+
 def _pick(kind: str, classes: dict[str, Callable[..., Any]], name: str) -> Callable[..., Any]:
     if name not in classes:
         raise RuntimeFailure(
@@ -52,7 +73,9 @@ def _pick(kind: str, classes: dict[str, Callable[..., Any]], name: str) -> Calla
     return classes[name]
 
 
-def build_agent(phone: Patter, name: str, spec: AgentConfig) -> tuple[Agent, Any]:
+def build_agent(
+    phone: Patter, name: str, spec: AgentConfig, credentials: Credentials
+) -> tuple[Agent, Any]:
     """The agent for one ``[agents.NAME]`` table, and its ``on_message`` if any."""
     on_message = None
     if spec.agent is not None:
@@ -86,20 +109,13 @@ def build_agent(phone: Patter, name: str, spec: AgentConfig) -> tuple[Agent, Any
     if spec.engine is not None:
         raise RuntimeFailure(f"engine {spec.engine!r} is not available in this build yet")
     assert spec.pipeline is not None
-    if spec.pipeline.llm.provider != "on_message":
-        raise RuntimeFailure(
-            f"llm provider {spec.pipeline.llm.provider!r} is not available in this build yet; "
-            "use a Python agent with an on_message handler"
-        )
-    handler = resolve_python_agent(str(spec.pipeline.llm.options.get("handler", "")))
-    return (
-        phone.agent(
-            stt=_stt(spec.pipeline.stt.provider, spec.pipeline.stt.options),
-            tts=_tts(spec.pipeline.tts.provider, spec.pipeline.tts.options),
-            **common,
-        ),
-        handler,
-    )
+    stt = _stt(spec.pipeline.stt.provider, spec.pipeline.stt.options)
+    tts = _tts(spec.pipeline.tts.provider, spec.pipeline.tts.options)
+    if spec.pipeline.llm.provider == "on_message":
+        handler = resolve_python_agent(str(spec.pipeline.llm.options.get("handler", "")))
+        return phone.agent(stt=stt, tts=tts, **common), handler
+    llm = _llm(spec.pipeline.llm.provider, spec.pipeline.llm.options, credentials)
+    return phone.agent(stt=stt, llm=llm, tts=tts, **common), None
 
 
 class SdkRuntime:
@@ -137,7 +153,10 @@ class SdkRuntime:
         )
 
     def _load_agents(self, config: DaemonConfig) -> None:
-        agents = {name: build_agent(self.phone, name, spec) for name, spec in config.agents.items()}
+        agents = {
+            name: build_agent(self.phone, name, spec, self.credentials)
+            for name, spec in config.agents.items()
+        }
         self.agents = agents
         self.phone.routes = {number: agents[name][0] for number, name in config.numbers.items()}
 
