@@ -26,6 +26,9 @@ FRAME_MS = 20
 DEFAULT_LEAD_MS = 200
 # Carriers send 50 media messages a second; silence this long is a dead socket.
 RECEIVE_TIMEOUT_S = 30.0
+# Media messages are ~300 bytes; anything far larger is counted and skipped.
+MAX_MEDIA_MESSAGE = 64 * 1024
+DTMF_DIGITS = "0123456789*#ABCDabcd"
 
 Parser = Callable[[str], LegEvent | None]
 

@@ -29,15 +29,14 @@ from patter_core.carriers.base import (
 )
 from patter_core.carriers.media import (
     DEFAULT_LEAD_MS,
+    DTMF_DIGITS,
+    MAX_MEDIA_MESSAGE,
     RECEIVE_TIMEOUT_S,
     PacedOutput,
     receive_events,
 )
 
 log = logging.getLogger(__name__)
-
-MAX_MEDIA_MESSAGE = 64 * 1024
-DTMF_DIGITS = "0123456789*#ABCDabcd"
 
 
 class TwilioLeg:
