@@ -8,7 +8,8 @@ await phone.serve(agent)
 """
 
 from patter_core.agent import Agent
-from patter_core.carriers import twilio
+from patter_core.carriers import telnyx, twilio
+from patter_core.carriers.telnyx import Telnyx
 from patter_core.carriers.twilio import Twilio
 from patter_core.engines import EchoEngine
 from patter_core.guardrails import Guardrail, guardrail
@@ -25,9 +26,11 @@ __all__ = [
     "Guardrail",
     "Patter",
     "Static",
+    "Telnyx",
     "Tool",
     "Twilio",
     "guardrail",
+    "telnyx",
     "tool",
     "twilio",
 ]

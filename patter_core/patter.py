@@ -18,13 +18,15 @@ from typing import Any
 from patter_core.agent import Agent
 from patter_core.audio.dtmf import dtmf_tones
 from patter_core.bus import EventBus
-from patter_core.carriers.base import CarrierError, CarrierLeg
+from patter_core.carriers.base import CarrierControl, CarrierError, CarrierLeg
+from patter_core.carriers.telnyx import Carrier as TelnyxCarrier
+from patter_core.carriers.telnyx import TelnyxControl, TelnyxRoutes
 from patter_core.carriers.twilio import Carrier as TwilioCarrier
 from patter_core.carriers.twilio import TwilioControl, TwilioRoutes
 from patter_core.events import CallEnded, CallStarted
 from patter_core.guardrails import Guardrail
 from patter_core.pricing import Pricing
-from patter_core.server.app import PatterServer, ServerConfig
+from patter_core.server.app import CarrierRoutes, PatterServer, ServerConfig
 from patter_core.server.registry import CallRecord
 from patter_core.session.callbacks import Callback, CallbackRunner
 from patter_core.session.config import CallInfo
@@ -35,6 +37,16 @@ from patter_core.tunnel import CloudflareTunnel, Static, Tunnel, normalize_host
 from patter_core.validation import require_e164, require_port
 
 log = logging.getLogger(__name__)
+
+AnyCarrier = TwilioCarrier | TelnyxCarrier
+
+
+def carrier_parts(carrier: AnyCarrier) -> tuple[CarrierRoutes, CarrierControl]:
+    """The webhook routes and REST control for a carrier config; they share one client."""
+    if isinstance(carrier, TelnyxCarrier):
+        telnyx = TelnyxControl(carrier)
+        return TelnyxRoutes(carrier, telnyx), telnyx
+    return TwilioRoutes(carrier), TwilioControl(carrier)
 
 
 @dataclass
@@ -64,7 +76,7 @@ class _CallControls:
 class Patter:
     def __init__(
         self,
-        carrier: TwilioCarrier | None = None,
+        carrier: AnyCarrier | None = None,
         phone_number: str = "",
         webhook_url: str = "",
         tunnel: CloudflareTunnel | Static | bool | None = None,
@@ -97,7 +109,7 @@ class Patter:
         # Inbound calls to a number listed here get that agent instead of serve()'s.
         self.routes: dict[str, Agent] = {}
         self.server: PatterServer | None = None
-        self._control: TwilioControl | None = None
+        self._control: CarrierControl | None = None
         self._agent: Agent | None = None
         self._serve_opts: dict[str, Any] = {}
         self._ready: asyncio.Future[str] | None = None
@@ -147,7 +159,7 @@ class Patter:
             self._ready = asyncio.get_running_loop().create_future()
         return self._ready
 
-    def _control_or_raise(self) -> TwilioControl:
+    def _control_or_raise(self) -> CarrierControl:
         if self._control is None:
             raise RuntimeError("no carrier configured")
         return self._control
@@ -218,10 +230,10 @@ class Patter:
             public = await self._tunnel.start(port)
         if not public:
             log.warning("no webhook_url or tunnel: carriers cannot reach this server from outside")
-        carriers = []
+        carriers: list[CarrierRoutes] = []
         if self.carrier is not None:
-            self._control = TwilioControl(self.carrier)
-            carriers.append(TwilioRoutes(self.carrier))
+            routes, self._control = carrier_parts(self.carrier)
+            carriers.append(routes)
         config = ServerConfig(
             public_host=public, port=port, require_signature=self.require_signature
         )
@@ -230,18 +242,18 @@ class Patter:
         self.server = PatterServer(config, self.bus, on_stream=self._on_stream, carriers=carriers)
         await self.server.start()
         if self._control is not None and public:
+            hook = f"https://{public}/webhooks/{self._control.name}/voice"
             try:
                 await self._control.configure_number(self.phone_number, public)
-                log.info(
-                    "pointed %s at https://%s/webhooks/twilio/voice", self.phone_number, public
-                )
+                log.info("pointed %s at %s", self.phone_number, hook)
             except CarrierError as exc:
                 log.warning(
                     "serving, but could not point %s's voice webhook at this server: %s "
-                    "(set it in the Twilio console to https://%s/webhooks/twilio/voice)",
+                    "(set it in the %s console to %s)",
                     self.phone_number,
                     exc,
-                    public,
+                    self._control.name.capitalize(),
+                    hook,
                 )
         return public
 
@@ -373,6 +385,7 @@ class Patter:
                 machine_detection=machine_detection,
                 ring_timeout=ring_timeout,
                 record=bool(self._serve_opts.get("recording")),
+                stream_url=self.server.stream_url(record),
             )
         except CarrierError as exc:
             record.ended_published = True

@@ -119,7 +119,11 @@ class CarrierControl(Protocol):
         machine_detection: bool = True,
         ring_timeout: int | None = 25,
         record: bool = False,
-    ) -> PlacedCall: ...
+        stream_url: str = "",
+    ) -> PlacedCall:
+        """Dial. ``stream_url`` is for carriers that start the media stream at dial
+        (Telnyx); carriers that ask for it in a webhook answer (Twilio) ignore it."""
+        ...
 
     async def hangup(self, carrier_call_id: str) -> None: ...
 

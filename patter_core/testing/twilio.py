@@ -60,6 +60,8 @@ class SimulatedCall:
     clears: int = 0
     media_received: int = 0
     closed_code: int | None = None
+    frame_bytes: int = FRAME
+    silence: bytes = SILENCE
     _playout: deque[bytes | str] = field(default_factory=deque)
     _caller: deque[bytes] = field(default_factory=deque)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -98,24 +100,57 @@ class SimulatedCall:
         self._started = time.monotonic()
         self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._clock())]
 
-    def say(self, mulaw: bytes) -> None:
-        """Queue caller audio; it goes out in 20 ms frames, with silence in between."""
-        for i in range(0, len(mulaw), FRAME):
-            self._caller.append(mulaw[i : i + FRAME].ljust(FRAME, b"\xff"))
+    def say(self, audio: bytes) -> None:
+        """Queue caller audio (wire format); it goes out in 20 ms frames, silence between."""
+        n = self.frame_bytes
+        for i in range(0, len(audio), n):
+            self._caller.append(audio[i : i + n].ljust(n, self.silence[:1]))
 
     @property
     def caller_queue_empty(self) -> bool:
         return not self._caller
 
     async def send_dtmf(self, digit: str) -> None:
-        await self._send(
-            {
-                "event": "dtmf",
-                "sequenceNumber": self._next_seq(),
-                "streamSid": self.stream_sid,
-                "dtmf": {"track": "inbound_track", "digit": digit},
-            }
-        )
+        await self._send(self._dtmf_message(digit))
+
+    # --- message shapes (a subclass for another carrier overrides these) -----------
+
+    def _dtmf_message(self, digit: str) -> dict[str, Any]:
+        return {
+            "event": "dtmf",
+            "sequenceNumber": self._next_seq(),
+            "streamSid": self.stream_sid,
+            "dtmf": {"track": "inbound_track", "digit": digit},
+        }
+
+    def _media_message(self, frame: bytes, tick: int) -> dict[str, Any]:
+        return {
+            "event": "media",
+            "sequenceNumber": self._next_seq(),
+            "streamSid": self.stream_sid,
+            "media": {
+                "track": "inbound",
+                "chunk": str(self._chunk),
+                "timestamp": str(tick * 20),
+                "payload": base64.b64encode(frame).decode(),
+            },
+        }
+
+    def _mark_message(self, name: str) -> dict[str, Any]:
+        return {
+            "event": "mark",
+            "sequenceNumber": self._next_seq(),
+            "streamSid": self.stream_sid,
+            "mark": {"name": name},
+        }
+
+    def _stop_message(self) -> dict[str, Any]:
+        return {
+            "event": "stop",
+            "sequenceNumber": self._next_seq(),
+            "streamSid": self.stream_sid,
+            "stop": {"accountSid": "", "callSid": self.call_sid},
+        }
 
     async def send_raw(self, data: str | bytes) -> None:
         """Anything at all, for tests of bad input."""
@@ -129,22 +164,10 @@ class SimulatedCall:
         tick = 0
         while not self.ws.closed:
             tick += 1
-            frame = self._caller.popleft() if self._caller else SILENCE
+            frame = self._caller.popleft() if self._caller else self.silence
             self._chunk += 1
-            await self._send(
-                {
-                    "event": "media",
-                    "sequenceNumber": self._next_seq(),
-                    "streamSid": self.stream_sid,
-                    "media": {
-                        "track": "inbound",
-                        "chunk": str(self._chunk),
-                        "timestamp": str(tick * 20),
-                        "payload": base64.b64encode(frame).decode(),
-                    },
-                }
-            )
-            await self._play(FRAME)
+            await self._send(self._media_message(frame, tick))
+            await self._play(self.frame_bytes)
             await asyncio.sleep(max(self._started + tick * 0.02 - time.monotonic(), 0))
 
     async def _play(self, budget: int) -> None:
@@ -168,14 +191,7 @@ class SimulatedCall:
 
     async def _echo_mark(self, name: str) -> None:
         self.marks.append(name)
-        await self._send(
-            {
-                "event": "mark",
-                "sequenceNumber": self._next_seq(),
-                "streamSid": self.stream_sid,
-                "mark": {"name": name},
-            }
-        )
+        await self._send(self._mark_message(name))
 
     async def _receive(self) -> None:
         try:
@@ -214,14 +230,7 @@ class SimulatedCall:
 
     async def hangup(self) -> None:
         """The caller hangs up: ``stop``, then the socket closes."""
-        await self._send(
-            {
-                "event": "stop",
-                "sequenceNumber": self._next_seq(),
-                "streamSid": self.stream_sid,
-                "stop": {"accountSid": "", "callSid": self.call_sid},
-            }
-        )
+        await self._send(self._stop_message())
         await self._shutdown()
 
     async def drop(self) -> None:

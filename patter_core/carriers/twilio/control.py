@@ -125,7 +125,9 @@ class TwilioControl:
         machine_detection: bool = True,
         ring_timeout: int | None = 25,
         record: bool = False,
+        stream_url: str = "",
     ) -> PlacedCall:
+        # stream_url is unused: Twilio learns it from the voice webhook's TwiML.
         base = f"https://{webhook_host}/webhooks/twilio"
         params: dict[str, Any] = {
             "to": to,

@@ -1,10 +1,8 @@
 """Twilio Media Streams: wire JSON ⇄ typed leg events, with paced playback.
 
 Inbound messages are parsed defensively: a malformed, unknown, oversized or
-binary frame is counted and skipped, never fatal to the call. Outbound audio
-is cut into 20 ms ``media`` messages and sent no more than ``lead_ms`` ahead
-of real time, so ``clear`` on barge-in has little to flush and marks come
-back close to when the caller actually heard the audio.
+binary frame is counted and skipped, never fatal to the call. Pacing and the
+receive loop are shared with other carriers (``patter_core.carriers.media``).
 """
 
 from __future__ import annotations
@@ -15,15 +13,12 @@ import binascii
 import contextlib
 import json
 import logging
-import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from patter_core.audio.formats import MULAW_8K, AudioFormat
-from patter_core.audio.transcode import FrameSlicer
 from patter_core.carriers.base import (
     LegAudio,
     LegDtmf,
@@ -32,23 +27,16 @@ from patter_core.carriers.base import (
     LegStarted,
     LegStopped,
 )
+from patter_core.carriers.media import (
+    DEFAULT_LEAD_MS,
+    DTMF_DIGITS,
+    MAX_MEDIA_MESSAGE,
+    RECEIVE_TIMEOUT_S,
+    PacedOutput,
+    receive_events,
+)
 
 log = logging.getLogger(__name__)
-
-MAX_MEDIA_MESSAGE = 64 * 1024
-FRAME_MS = 20
-DEFAULT_LEAD_MS = 200
-RECEIVE_TIMEOUT_S = 30.0  # Twilio sends 50 messages a second; silence this long is a dead socket
-
-
-@dataclass(frozen=True, slots=True)
-class _Audio:
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class _Mark:
-    name: str
 
 
 class TwilioLeg:
@@ -62,16 +50,17 @@ class TwilioLeg:
     ) -> None:
         self._ws = ws
         self._call_id = call_id
-        self._lead_s = lead_ms / 1000
         self._receive_timeout = receive_timeout
         self.stream_sid = ""
         self.carrier_call_sid = ""
         self.stats: Counter[str] = Counter()
-        self._out: deque[_Audio | _Mark] = deque()
-        self._out_ready = asyncio.Event()
-        self._slicer = FrameSlicer(MULAW_8K, FRAME_MS)
-        self._sender: asyncio.Task[None] | None = None
-        self._play_until = 0.0  # monotonic time the carrier finishes what we sent
+        self._output = PacedOutput(
+            MULAW_8K,
+            self._send_media,
+            self._send_mark,
+            lead_ms=lead_ms,
+            name=f"twilio-send-{call_id}",
+        )
         self._closed = False
 
     @property
@@ -84,31 +73,15 @@ class TwilioLeg:
 
     # --- inbound -----------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[LegEvent]:
+    def events(self) -> AsyncIterator[LegEvent]:
         """Inbound events, ending with exactly one ``LegStopped``."""
-        while True:
-            try:
-                msg = await asyncio.wait_for(self._ws.receive(), self._receive_timeout)
-            except TimeoutError:
-                yield LegStopped("dropped", f"nothing received for {self._receive_timeout:.0f} s")
-                return
-            if msg.type == WSMsgType.TEXT:
-                event = self._parse(msg.data)
-                if event is not None:
-                    yield event
-                    if isinstance(event, LegStopped):
-                        return
-            elif msg.type == WSMsgType.BINARY:
-                self.stats["binary"] += 1
-            elif msg.type == WSMsgType.ERROR:
-                yield LegStopped("dropped", f"socket error: {self._ws.exception()!r}")
-                return
-            else:  # CLOSE, CLOSING, CLOSED
-                if self._closed:
-                    yield LegStopped("closed", "closed by us")
-                else:
-                    yield LegStopped("dropped", "socket closed without a stop message")
-                return
+        return receive_events(
+            self._ws,
+            self._parse,
+            stats=self.stats,
+            closed_by_us=lambda: self._closed,
+            timeout=self._receive_timeout,
+        )
 
     def _parse(self, text: str) -> LegEvent | None:
         if len(text) > MAX_MEDIA_MESSAGE:
@@ -143,7 +116,7 @@ class TwilioLeg:
                 return LegMark(str(msg["mark"]["name"]))
             if kind == "dtmf":
                 digit = str(msg["dtmf"]["digit"])
-                if len(digit) != 1 or digit not in "0123456789*#ABCDabcd":
+                if len(digit) != 1 or digit not in DTMF_DIGITS:
                     raise ValueError(digit)
                 return LegDtmf(digit)
             if kind == "stop":
@@ -159,61 +132,29 @@ class TwilioLeg:
 
     # --- outbound ----------------------------------------------------------
 
-    def _ensure_sender(self) -> None:
-        if self._sender is None and not self._closed:
-            self._sender = asyncio.create_task(
-                self._send_loop(), name=f"twilio-send-{self._call_id}"
-            )
-
     async def send_audio(self, payload: bytes) -> None:
-        if self._closed or not payload:
-            return
-        for frame in self._slicer.push(payload):
-            self._out.append(_Audio(frame))
-        self._out_ready.set()
-        self._ensure_sender()
+        self._output.push_audio(payload)
 
     async def send_mark(self, name: str) -> None:
-        if self._closed:
-            return
-        rest = self._slicer.remainder()
-        if rest:  # a mark closes a chunk: send its tail rather than hold it back
-            self._out.append(_Audio(rest))
-        self._out.append(_Mark(name))
-        self._out_ready.set()
-        self._ensure_sender()
+        self._output.push_mark(name)
 
     async def clear(self) -> None:
-        self._out.clear()
-        self._slicer.remainder()
-        self._play_until = 0.0
+        self._output.drop_queued()
         await self._send_json({"event": "clear", "streamSid": self.stream_sid})
 
-    async def _send_loop(self) -> None:
-        while not self._closed:
-            if not self._out:
-                self._out_ready.clear()
-                await self._out_ready.wait()
-                continue
-            now = time.monotonic()
-            ahead = self._play_until - now
-            if ahead > self._lead_s:
-                await asyncio.sleep(ahead - self._lead_s)
-                continue
-            item = self._out.popleft()
-            if isinstance(item, _Mark):
-                await self._send_json(
-                    {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": item.name}}
-                )
-                continue
-            await self._send_json(
-                {
-                    "event": "media",
-                    "streamSid": self.stream_sid,
-                    "media": {"payload": base64.b64encode(item.payload).decode("ascii")},
-                }
-            )
-            self._play_until = max(self._play_until, now) + len(item.payload) / 8000
+    async def _send_media(self, payload: bytes) -> None:
+        await self._send_json(
+            {
+                "event": "media",
+                "streamSid": self.stream_sid,
+                "media": {"payload": base64.b64encode(payload).decode("ascii")},
+            }
+        )
+
+    async def _send_mark(self, name: str) -> None:
+        await self._send_json(
+            {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
+        )
 
     async def _send_json(self, message: dict[str, object]) -> None:
         if self._ws.closed:
@@ -227,12 +168,7 @@ class TwilioLeg:
         if self._closed:
             return
         self._closed = True
-        self._out_ready.set()
-        if self._sender is not None:
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
-            self._sender = None
+        await self._output.close()
         if not self._ws.closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._ws.close(), 2)

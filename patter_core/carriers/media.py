@@ -1,0 +1,164 @@
+"""What every JSON media-stream leg shares: the receive loop and paced playback.
+
+Carriers differ only in message shapes. The receive loop turns socket trouble
+(silence, errors, a close without ``stop``) into exactly one ``LegStopped``;
+``PacedOutput`` cuts agent audio into 20 ms frames and sends them no more than
+``lead_ms`` ahead of real time, so ``clear`` on barge-in has little to flush
+and marks come back close to when the caller actually heard the audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import WSMsgType, web
+
+from patter_core.audio.formats import AudioFormat
+from patter_core.audio.transcode import FrameSlicer
+from patter_core.carriers.base import LegEvent, LegStopped
+
+FRAME_MS = 20
+DEFAULT_LEAD_MS = 200
+# Carriers send 50 media messages a second; silence this long is a dead socket.
+RECEIVE_TIMEOUT_S = 30.0
+# Media messages are ~300 bytes; anything far larger is counted and skipped.
+MAX_MEDIA_MESSAGE = 64 * 1024
+DTMF_DIGITS = "0123456789*#ABCDabcd"
+
+Parser = Callable[[str], LegEvent | None]
+
+
+async def receive_events(
+    ws: web.WebSocketResponse,
+    parse: Parser,
+    *,
+    stats: Counter[str],
+    closed_by_us: Callable[[], bool],
+    timeout: float = RECEIVE_TIMEOUT_S,
+) -> AsyncIterator[LegEvent]:
+    """Parsed inbound events, ending with exactly one ``LegStopped``."""
+    while True:
+        try:
+            msg = await asyncio.wait_for(ws.receive(), timeout)
+        except TimeoutError:
+            yield LegStopped("dropped", f"nothing received for {timeout:.0f} s")
+            return
+        if msg.type == WSMsgType.TEXT:
+            event = parse(msg.data)
+            if event is not None:
+                yield event
+                if isinstance(event, LegStopped):
+                    return
+        elif msg.type == WSMsgType.BINARY:
+            stats["binary"] += 1
+        elif msg.type == WSMsgType.ERROR:
+            yield LegStopped("dropped", f"socket error: {ws.exception()!r}")
+            return
+        else:  # CLOSE, CLOSING, CLOSED
+            if closed_by_us():
+                yield LegStopped("closed", "closed by us")
+            else:
+                yield LegStopped("dropped", "socket closed without a stop message")
+            return
+
+
+@dataclass(frozen=True, slots=True)
+class _Audio:
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    name: str
+
+
+class PacedOutput:
+    """Agent audio and marks, queued in order and sent on a real-time budget.
+
+    ``send_media`` and ``send_mark`` write one carrier message each; this class
+    decides only what goes out and when.
+    """
+
+    def __init__(
+        self,
+        fmt: AudioFormat,
+        send_media: Callable[[bytes], Awaitable[None]],
+        send_mark: Callable[[str], Awaitable[None]],
+        *,
+        lead_ms: int = DEFAULT_LEAD_MS,
+        name: str = "media-send",
+    ) -> None:
+        self._fmt = fmt
+        self._bytes_per_s = fmt.bytes_for_ms(1000)
+        self._send_media = send_media
+        self._send_mark = send_mark
+        self._lead_s = lead_ms / 1000
+        self._name = name
+        self._out: deque[_Audio | _Mark] = deque()
+        self._ready = asyncio.Event()
+        self._slicer = FrameSlicer(fmt, FRAME_MS)
+        self._sender: asyncio.Task[None] | None = None
+        self._play_until = 0.0  # monotonic time the carrier finishes what we sent
+        self._closed = False
+
+    def _ensure_sender(self) -> None:
+        if self._sender is None and not self._closed:
+            self._sender = asyncio.create_task(self._loop(), name=self._name)
+
+    def push_audio(self, payload: bytes) -> None:
+        if self._closed or not payload:
+            return
+        for frame in self._slicer.push(payload):
+            self._out.append(_Audio(frame))
+        self._ready.set()
+        self._ensure_sender()
+
+    def push_mark(self, name: str) -> None:
+        if self._closed:
+            return
+        rest = self._slicer.remainder()
+        if rest:  # a mark closes a chunk: send its tail rather than hold it back
+            self._out.append(_Audio(rest))
+        self._out.append(_Mark(name))
+        self._ready.set()
+        self._ensure_sender()
+
+    def drop_queued(self) -> None:
+        """Forget everything not yet sent (the carrier is told to clear separately)."""
+        self._out.clear()
+        self._slicer.remainder()
+        self._play_until = 0.0
+
+    async def _loop(self) -> None:
+        while not self._closed:
+            if not self._out:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            now = time.monotonic()
+            ahead = self._play_until - now
+            if ahead > self._lead_s:
+                await asyncio.sleep(ahead - self._lead_s)
+                continue
+            item = self._out.popleft()
+            if isinstance(item, _Mark):
+                await self._send_mark(item.name)
+                continue
+            await self._send_media(item.payload)
+            self._play_until = max(self._play_until, now) + len(item.payload) / self._bytes_per_s
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._ready.set()
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+            self._sender = None

@@ -1,0 +1,176 @@
+"""The same whole-call scenarios against both carriers: parity is tested, not claimed.
+
+Each scenario runs over real HTTP, real signatures (HMAC for Twilio, Ed25519
+for Telnyx) and real WebSockets against the simulated carrier.
+"""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from patter_core.events import AmdResult, CallEnded, CallStarted
+from tests.carrier_harness import CALLER, NUMBER, carrier_rig
+
+CARRIERS = ["twilio", "telnyx"]
+
+
+def best_snr(sent: np.ndarray, heard: np.ndarray) -> float:
+    """SNR of ``heard`` against ``sent`` at the lag where they line up best."""
+    n = len(sent)
+    best = -np.inf
+    for lag in range(0, len(heard) - n + 1):
+        err = heard[lag : lag + n] - sent
+        best = max(best, 10 * np.log10(np.sum(sent**2) / max(np.sum(err**2), 1e-9)))
+    return float(best)
+
+
+@pytest.fixture(params=CARRIERS)
+def kind(request):
+    return request.param
+
+
+async def test_serve_points_the_carrier_at_us(kind):
+    async with carrier_rig(kind) as rig:
+        hook = f"https://{rig.sim.public_host}/webhooks/{kind}/voice"
+        if kind == "twilio":
+            assert rig.sim.numbers[NUMBER]["voice_url"] == hook
+        else:
+            assert rig.sim.applications[rig.sim.connection_id]["webhook_event_url"] == hook
+
+
+@pytest.mark.parametrize(
+    ("kind", "codec"), [("twilio", "PCMU"), ("telnyx", "PCMU"), ("telnyx", "L16")]
+)
+async def test_inbound_echo_call(kind, codec):
+    async with carrier_rig(kind, codec=codec) as rig:
+        call = await rig.carrier.inbound_call(CALLER)
+        started = await rig.next_event("call.started")
+        assert isinstance(started, CallStarted)
+        assert (started.caller, started.callee, started.direction, started.carrier) == (
+            CALLER,
+            NUMBER,
+            "inbound",
+            kind,
+        )
+        await rig.next_event("call.answered")
+        tone = rig.carrier.tone(0.6)
+        await asyncio.sleep(0.2)
+        call.say(tone)
+        await call.wait_heard(len(tone) * 2, timeout=10)
+        trim = len(tone) // 15
+        sent = rig.carrier.samples(tone)[trim:-trim]
+        heard = rig.carrier.samples(bytes(call.heard))
+        # µ-law: two G.711 quantisations and two resamplers; L16 16 kHz: no conversion loss.
+        assert best_snr(sent, heard) > (25 if codec == "PCMU" else 60)
+        assert call.marks, "agent audio is marked so the session knows what was heard"
+        await call.hangup()
+        ended = await rig.next_event("call.ended")
+        assert isinstance(ended, CallEnded) and ended.reason == "hangup"
+
+
+async def test_outbound_call_with_amd_reports_the_machine_once(kind):
+    verdicts = []
+    amd = (
+        {"answered_by": "machine_end_beep"}
+        if kind == "twilio"
+        else {"amd_result": "machine", "greeting_result": "beep_detected"}
+    )
+    async with carrier_rig(kind, **amd) as rig:
+        call_id = await rig.phone.call(to="+15550004444", on_machine_detection=verdicts.append)
+        assert rig.carrier.dial() == {"amd": True, "ring_timeout": "25"}
+        started = await rig.next_event("call.started")
+        assert started.call_id == call_id and started.direction == "outbound"
+        result = await rig.next_event("amd.result")
+        assert isinstance(result, AmdResult) and result.machine and result.call_id == call_id
+        ended = await rig.next_event("call.ended")
+        assert ended.call_id == call_id
+        assert len(verdicts) == 1 and verdicts[0]["machine"] is True
+        later = rig.drain()
+        assert not [e for e in later if e.type in ("call.started", "amd.result")], "once each"
+
+
+async def test_outbound_call_without_amd_or_ring_timeout(kind):
+    async with carrier_rig(kind) as rig:
+        call_id = await rig.phone.call(
+            to="+15550004444", machine_detection=False, ring_timeout=None
+        )
+        assert rig.carrier.dial() == {"amd": False, "ring_timeout": None}
+        stream = await rig.carrier.outbound_stream(call_id, rig.phone)
+        await rig.next_event("call.answered")
+        await stream.hangup()
+        assert (await rig.next_event("call.ended")).call_id == call_id
+
+
+async def test_dtmf_from_the_caller_is_one_event(kind):
+    async with carrier_rig(kind) as rig:
+        call = await rig.carrier.inbound_call()
+        await rig.next_event("call.answered")
+        await call.send_dtmf("7")
+        dtmf = await rig.next_event("dtmf")
+        assert dtmf.digit == "7"  # type: ignore[attr-defined]
+        await call.send_dtmf("#")
+        assert (await rig.next_event("dtmf")).digit == "#"  # type: ignore[attr-defined]
+        assert not [e for e in rig.drain() if e.type == "dtmf"], "Telnyx's webhook copy ignored"
+
+
+async def test_transfer_reaches_the_carrier_and_ends_our_leg(kind):
+    async with carrier_rig(kind) as rig:
+        call = await rig.carrier.inbound_call()
+        await rig.next_event("call.answered")
+        session = next(iter(rig.phone.sessions.values()))
+        await session.controls.transfer("+15550003333")
+        transfers = rig.carrier.transfers()
+        assert len(transfers) == 1 and "+15550003333" in transfers[0]
+        await call.wait_closed()
+        assert (await rig.next_event("call.ended")).type == "call.ended"
+
+
+async def test_recording_starts_and_its_callback_becomes_an_event(kind):
+    async with carrier_rig(kind, serve_kwargs={"recording": True}) as rig:
+        await rig.carrier.inbound_call()
+        ready = await rig.next_event("recording.ready")
+        assert ready.recording_id and ready.url  # type: ignore[attr-defined]
+        assert ready.duration_s == 3  # type: ignore[attr-defined]
+        assert rig.carrier.recordings_started() == 1
+
+
+async def test_agent_side_hangup(kind):
+    async with carrier_rig(kind) as rig:
+        call = await rig.carrier.inbound_call()
+        await rig.next_event("call.answered")
+        call_id = next(iter(rig.phone.sessions))
+        await rig.phone.hangup(call_id)
+        ended = await rig.next_event("call.ended")
+        assert ended.call_id == call_id
+        assert rig.carrier.hangups() == 1
+        await call.wait_closed()
+
+
+async def test_unanswered_call_ends_from_the_carrier_webhook(kind):
+    async with carrier_rig(kind) as rig:
+        call_id = await rig.carrier.unanswered(rig.phone)
+        ended = await rig.next_event("call.ended")
+        assert ended.call_id == call_id and ended.reason == "no_answer"
+        assert rig.phone.server is not None and not rig.phone.server.registry.live()
+
+
+async def test_forged_and_stale_webhooks_are_refused_with_403(kind):
+    async with carrier_rig(kind) as rig:
+        forged = rig.carrier.forged_webhooks()
+        assert len(forged) >= 3
+        for label, send in forged.items():
+            status, _ = await send()
+            assert status == 403, label
+        assert rig.phone.server is not None and not rig.phone.server.registry.live()
+        assert await rig.carrier.valid_webhook() == 200
+
+
+async def test_dropped_socket_ends_the_call_as_interrupted(kind):
+    async with carrier_rig(kind) as rig:
+        call = await rig.carrier.inbound_call()
+        await rig.next_event("call.answered")
+        await call.drop()
+        ended = await rig.next_event("call.ended")
+        assert isinstance(ended, CallEnded) and ended.reason == "interrupted"
+        assert rig.phone.server is not None and not rig.phone.server.registry.live()
