@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from patter_core import EchoEngine, Guardrail, Patter, Tool, Twilio
+from patter_core import EchoEngine, Guardrail, Patter, Telnyx, Tool, Twilio
 from patter_core.agent import Agent
 from patter_core.bus import EventBus
 from patter_core.carriers.base import CarrierError
@@ -129,10 +129,18 @@ class SdkRuntime:
         self.agents: dict[str, tuple[Agent, Any]] = {}
 
     def _make_phone(self, config: DaemonConfig) -> Patter:
-        carrier = None
-        if config.carrier.kind != "twilio":
-            raise RuntimeFailure(f"carrier {config.carrier.kind!r} is not available in this build")
-        if config.numbers:
+        carrier: Twilio | Telnyx | None = None
+        creds = self.credentials
+        if config.numbers and config.carrier.kind == "telnyx":
+            carrier = Telnyx(
+                api_key=creds.get("TELNYX_API_KEY") or "",
+                connection_id=config.carrier.connection_id
+                or creds.get("TELNYX_CONNECTION_ID")
+                or "",
+                public_key=creds.get("TELNYX_PUBLIC_KEY") or "",
+                api_base_url=config.carrier.api_base_url or "",
+            )
+        elif config.numbers:
             carrier = Twilio(
                 account_sid=config.carrier.account_sid
                 or self.credentials.get("TWILIO_ACCOUNT_SID")

@@ -193,7 +193,7 @@ def _initiated_payload() -> dict[str, Any]:
 Adapter = TwilioAdapter | TelnyxAdapter
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CarrierRig(Rig):
     carrier: Adapter  # type: ignore[assignment]
 
@@ -233,7 +233,7 @@ async def carrier_rig(
             await asyncio.wait_for(asyncio.shield(phone.ready), 10)
             assert phone.server is not None
             sim.server_url = f"http://127.0.0.1:{phone.server.port}"
-            yield CarrierRig(sim, phone, events, adapter)
+            yield CarrierRig(sim=sim, phone=phone, events=events, carrier=adapter)
         finally:
             await phone.disconnect()
             with contextlib.suppress(asyncio.CancelledError):
