@@ -24,14 +24,14 @@ def latency(ms: float | None) -> str:
 
 
 def when(value: Any) -> str:
-    """A stored timestamp as ``YYYY-MM-DD HH:MM`` (what fits a history row)."""
+    """A stored timestamp as ``MM-DD HH:MM`` (what fits a history row at 80 columns)."""
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return value.strftime("%m-%d %H:%M")
     text = str(value or "")
     try:
-        return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M")
+        return datetime.fromisoformat(text).strftime("%m-%d %H:%M")
     except ValueError:
-        return text[:16]
+        return text[:11]
 
 
 def other_party(direction: str, caller: str, callee: str) -> str:

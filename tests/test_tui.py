@@ -85,7 +85,7 @@ async def test_call_appears_live_and_transcript_streams_and_hangup(
         spark = app.screen.query_one("#latency", Sparkline)
         await wait_for(pilot, lambda: list(spark.data or []) == [420.0, 610.0, 380.0], "3 turns")
         summary = str(app.screen.query_one("#summary", Static).render())
-        assert "$0.019" in summary and "agent sales" in summary
+        assert "$0.019" in summary and "· sales ·" in summary
 
         await pilot.press("h")
         await wait_for(pilot, lambda: any("ended: hangup" in p for p in view.plain), "ended")

@@ -65,7 +65,7 @@ class CallScreen(Screen[None]):
             yield Static("latency", id="latency-label")
             yield Sparkline([], id="latency")
             yield Static(id="turn-info")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = self.call_id
@@ -113,12 +113,12 @@ class CallScreen(Screen[None]):
         parts = [
             call.number or "…",
             fmt.arrow(call.direction),
-            f"agent {call.agent or '–'}",
+            call.agent or "–",
             state,
             fmt.duration(elapsed),
             fmt.cost(call.total_cost),
         ]
-        self.query_one("#summary", Static).update("  ·  ".join(parts))
+        self.query_one("#summary", Static).update(" · ".join(parts))
         self.query_one("#latency", Sparkline).data = call.latencies[-60:]
         last = call.last_latency
         turns = len(call.latencies)

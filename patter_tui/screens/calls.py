@@ -53,9 +53,9 @@ class CallsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open", show=False),
         Binding("slash", "filter", "Filter"),
-        Binding("left_square_bracket", "page(-1)", "Prev"),
-        Binding("right_square_bracket", "page(1)", "Next"),
-        Binding("r", "reload", "Reload"),
+        Binding("left_square_bracket", "page(-1)", "Prev", show=False),
+        Binding("right_square_bracket", "page(1)", "Next page"),
+        Binding("r", "reload", "Reload", show=False),
         Binding("escape", "leave_filter", "Back", show=False),
     ]
 
@@ -87,7 +87,7 @@ class CallsScreen(Screen[None]):
             )
             yield Select([(s, s) for s in STATUSES], prompt="any status", id="status", compact=True)
         yield DataTable[str](id="history", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#history", DataTable)
@@ -159,8 +159,9 @@ class CallsScreen(Screen[None]):
             )
         self.next_offset = page.next_offset
         first = self.page_offset + 1 if rows else self.page_offset
-        more = " · ] next" if page.next_offset is not None else ""
-        title.update(f"History — {first}–{self.page_offset + len(page.calls)}{more}")
+        more = " · ] next page" if page.next_offset is not None else ""
+        back = " · [ previous" if self.page_offset else ""
+        title.update(f"History — {first}–{self.page_offset + len(page.calls)}{more}{back}")
 
     @on(Input.Submitted, "#text, #day")
     @on(Select.Changed, "#status")

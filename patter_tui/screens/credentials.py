@@ -51,8 +51,8 @@ class CredentialsScreen(Screen[None]):
             yield Input(placeholder="value", id="value", password=True, compact=True)
             yield Button("Set", id="set", variant="primary", compact=True)
             yield Button("Remove", id="remove", variant="error", compact=True)
-        yield Label("", id="cred-error", classes="error")
-        yield Footer()
+        yield Label("", id="cred-error", classes="problem")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "credentials"

@@ -45,16 +45,16 @@ class PlaceCallScreen(Screen[None]):
                 validators=[Regex(m.E164_PATTERN, failure_description=E164_PROBLEM)],
                 valid_empty=False,
             )
-            yield Label("", id="to-error", classes="error")
+            yield Label("", id="to-error", classes="problem")
             yield Label("Agent (empty: the daemon's default)", classes="field")
             yield Input(placeholder="receptionist", id="agent")
             yield Label("First message (optional)", classes="field")
             yield Input(placeholder="Hello, this is …", id="first", max_length=2000)
-            yield Label("", id="form-error", classes="error")
+            yield Label("", id="form-error", classes="problem")
             with Horizontal(id="form-buttons"):
                 yield Button("Call", id="call", variant="primary")
                 yield Button("Cancel", id="cancel")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "place a call"

@@ -26,7 +26,7 @@ class PromptScreen(ModalScreen[str | None]):
         with Vertical(id="prompt"):
             yield Label(self.title_text, classes="section")
             yield Input(placeholder=self.placeholder, validators=[self.validator], id="answer")
-            yield Label("", id="prompt-error", classes="error")
+            yield Label("", id="prompt-error", classes="problem")
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:

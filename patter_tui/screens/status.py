@@ -55,7 +55,7 @@ class StatusScreen(Screen[None]):
         yield Header()
         yield ConnectionBar(id="connection")
         yield Static(id="status-body")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "status"
