@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Label, Sparkline, Static
+from textual.widgets import DataTable, Input, Label, Select, Sparkline, Static
 
 from patter_tui.app import PatterApp
 from patter_tui.screens.call import CallScreen
@@ -236,3 +236,51 @@ async def test_no_color_is_respected(
     assert app.no_color
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.connected, "connection")
+
+
+async def test_command_palette_opens_screens_and_live_calls(
+    daemon: DaemonProcess, client: PatterClient
+) -> None:
+    call_id = await client.place_call("+15551230000")
+    app = app_for(daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connected and bool(app.live), "live call")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Status")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StatusScreen), "status screen")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Open call")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CallScreen), "call screen")
+        assert isinstance(app.screen, CallScreen) and app.screen.call_id == call_id
+
+
+async def test_history_filters_by_status_and_text(
+    daemon: DaemonProcess, client: PatterClient
+) -> None:
+    kept = await client.place_call("+15551230001", "sales")
+    await client.hangup(kept)
+    moved = await client.place_call("+15551230002")
+    await client.transfer(moved, "+15559990000")
+    app = app_for(daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connected, "connection")
+        history = app.screen.query_one("#history", DataTable)
+        await wait_for(pilot, lambda: len(row_keys(history)) == 2, "both calls")
+        await pilot.press("slash", *"sales", "enter")
+        await wait_for(pilot, lambda: row_keys(history) == [kept], "text filter")
+        app.screen.query_one("#text", Input).value = ""
+        app.screen.query_one("#status", Select).value = "transferred"
+        await wait_for(pilot, lambda: row_keys(history) == [moved], "status filter")
+        app.screen.query_one("#status", Select).clear()
+        day = app.screen.query_one("#day", Input)
+        day.value = "2000-01-01"
+        day.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: row_keys(history) == [], "nothing on another day")
+        day.value = app.clock().date().isoformat()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(row_keys(history)) == 2, "both calls today")

@@ -101,6 +101,10 @@ class MemoryStore:
             rows = [r for r in rows if r["status"] == status]
         if number:
             rows = [r for r in rows if number in (r["caller"], r["callee"])]
+        if since:
+            rows = [r for r in rows if datetime.fromisoformat(r["started_at"]) >= since]
+        if until:
+            rows = [r for r in rows if datetime.fromisoformat(r["started_at"]) < until]
         return rows[offset : offset + limit]
 
     def get_call(self, call_id: str) -> dict[str, Any] | None:
