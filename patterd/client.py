@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
@@ -19,7 +20,20 @@ from patterd.api import models as m
 from patterd.paths import default_socket_path
 from patterd.runtime import LiveCall
 
+__all__ = [
+    "ApiError",
+    "ClientError",
+    "DaemonUnreachable",
+    "LiveCall",
+    "NotFound",
+    "PatterClient",
+    "SocketPermissionDenied",
+    "StreamItem",
+    "m",
+]
+
 T = TypeVar("T", bound=BaseModel)
+log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 30.0
 
 
@@ -248,7 +262,9 @@ class PatterClient:
                         if frame.kind == "gap":
                             yield StreamItem(pos=frame.pos, missed=frame.missed)
                         elif frame.event is not None:
-                            yield StreamItem(pos=frame.pos, event=parse_event(frame.event))
+                            event = _known_event(frame.event)
+                            if event is not None:
+                                yield StreamItem(pos=frame.pos, event=event)
             except aiohttp.WSServerHandshakeError as exc:
                 raise ApiError(exc.status, "handshake", exc.message, []) from None
             except (aiohttp.ClientConnectorError, aiohttp.ClientOSError, DaemonUnreachable) as exc:
@@ -264,6 +280,15 @@ class PatterClient:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _known_event(data: dict[str, Any]) -> Event | None:
+    """The event, or None for a type this client does not know (a newer daemon): skipped."""
+    try:
+        return parse_event(data)
+    except ValidationError:
+        log.debug("skipping event of unknown type %r", data.get("type"))
+        return None
 
 
 def _seg(value: str) -> str:

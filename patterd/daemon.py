@@ -144,6 +144,7 @@ class Daemon:
                 accepting=lambda: self.accepting,
                 reload=self.reload,
                 credential_names=lambda: self.config.credentials.keys(),
+                describe=lambda: (self.config.carrier.kind, self.config.server.public_host),
             )
             runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=2.0)
             await runner.setup()

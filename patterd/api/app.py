@@ -43,6 +43,8 @@ class ApiContext:
     accepting: Callable[[], bool]
     reload: Callable[[], Awaitable[None]]
     credential_names: Callable[[], Iterable[str]]
+    describe: Callable[[], tuple[str, str | None]] = lambda: ("", None)
+    """(carrier kind, public host) of the running config, for the status page."""
     started: float = 0.0
 
     def __post_init__(self) -> None:
@@ -141,6 +143,7 @@ def _query(request: web.Request, model: type[B]) -> B:
 
 async def status(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
+    carrier, public_host = ctx.describe()
     return _json(
         m.Status(
             version=ctx.version,
@@ -151,6 +154,8 @@ async def status(request: web.Request) -> web.Response:
             config_path=str(ctx.config_path),
             socket=str(ctx.socket_path),
             event_position=ctx.events.last_pos,
+            carrier=carrier,
+            public_host=public_host,
         )
     )
 

@@ -11,6 +11,7 @@ from patterd.runtime import LiveCall
 E164_PATTERN = r"^\+[1-9]\d{1,14}$"
 TRANSFER_PATTERN = r"^(\+[1-9]\d{1,14}|sips?:[^\s]+)$"
 CREDENTIAL_PATTERN = r"^[A-Z][A-Z0-9_]{0,63}$"
+DTMF_PATTERN = r"^[0-9*#A-Dw]{1,64}$"
 
 
 class _Body(BaseModel):
@@ -28,7 +29,7 @@ class TransferRequest(_Body):
 
 
 class DtmfRequest(_Body):
-    digits: str = Field(pattern=r"^[0-9*#A-Dw]{1,64}$", description="digits; w waits 0.5 s")
+    digits: str = Field(pattern=DTMF_PATTERN, description="digits; w waits 0.5 s")
 
 
 class CredentialSetRequest(_Body):
@@ -54,6 +55,8 @@ class Status(BaseModel):
     config_path: str
     socket: str
     event_position: int
+    carrier: str = ""
+    public_host: str | None = None
 
 
 class VersionInfo(BaseModel):

@@ -6,6 +6,8 @@ exercised end to end; ``patterd --runtime tests.support.runtime:create`` uses it
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -13,13 +15,17 @@ from typing import Any, Literal
 
 from patter_core.bus import EventBus
 from patter_core.events import (
+    AmdResult,
     BargeIn,
+    BaseEvent,
     CallAnswered,
     CallEnded,
     CallStarted,
     CostParts,
     Dtmf,
     LatencyParts,
+    ToolCalled,
+    ToolResult,
     Transcript,
     TurnMetrics,
 )
@@ -28,6 +34,48 @@ from patterd.credentials import Credentials
 from patterd.runtime import CallNotFound, LiveCall, NotAccepting, RuntimeFailure
 
 REFUSED_NUMBER = "+15550000000"
+SCRIPTED_NUMBER = "+15550001111"
+"""Calls to this number play SCRIPT after the opening, one step every SCRIPT_STEP_S."""
+SCRIPT_STEP_S = 0.25
+FINAL_LINE = "Done, eight o'clock it is."
+
+
+class FutureEvent(BaseEvent):
+    """An event type no client knows yet: clients must skip it."""
+
+    type: Literal["future.event"] = "future.event"
+    detail: str = ""
+
+
+def _script(call_id: str) -> list[BaseEvent]:
+    """A short conversation with every kind of event a console shows."""
+    return [
+        AmdResult(call_id=call_id, result="human", detection_ms=900.0),
+        Transcript(call_id=call_id, role="caller", text="I'd like a table for Friday.", turn=2),
+        ToolCalled(call_id=call_id, tool_call_id="t1", name="book_table", arguments={"day": "fri"}),
+        ToolResult(call_id=call_id, tool_call_id="t1", name="book_table", result={"ok": True}),
+        Transcript(
+            call_id=call_id, role="agent", text="Booked for seven, and", interrupted=True, turn=2
+        ),
+        FutureEvent(call_id=call_id, detail="from a newer daemon"),
+        TurnMetrics(
+            call_id=call_id,
+            turn=2,
+            latency=LatencyParts(end_of_speech_to_first_audio_ms=610.0),
+            cost=CostParts(llm=0.004),
+            total_cost=0.016,
+        ),
+        Dtmf(call_id=call_id, digit="5"),
+        Transcript(call_id=call_id, role="caller", text="Make it eight.", turn=3),
+        Transcript(call_id=call_id, role="agent", text=FINAL_LINE, turn=3),
+        TurnMetrics(
+            call_id=call_id,
+            turn=3,
+            latency=LatencyParts(end_of_speech_to_first_audio_ms=380.0),
+            cost=CostParts(llm=0.003),
+            total_cost=0.019,
+        ),
+    ]
 
 
 class MemoryStore:
@@ -53,6 +101,10 @@ class MemoryStore:
             rows = [r for r in rows if r["status"] == status]
         if number:
             rows = [r for r in rows if number in (r["caller"], r["callee"])]
+        if since:
+            rows = [r for r in rows if datetime.fromisoformat(r["started_at"]) >= since]
+        if until:
+            rows = [r for r in rows if datetime.fromisoformat(r["started_at"]) < until]
         return rows[offset : offset + limit]
 
     def get_call(self, call_id: str) -> dict[str, Any] | None:
@@ -64,8 +116,9 @@ class MemoryStore:
         days: dict[str, dict[str, Any]] = {}
         for row in self.calls.values():
             day = row["started_at"][:10]
-            d = days.setdefault(day, {"day": day, "calls": 0, "cost": 0.0})
+            d = days.setdefault(day, {"day": day, "calls": 0, "minutes": 0.0, "cost": 0.0})
             d["calls"] += 1
+            d["minutes"] += row.get("duration_s", 0.0) / 60
             d["cost"] += row["cost"]
         return sorted(days.values(), key=lambda d: d["day"])
 
@@ -87,6 +140,7 @@ class ScriptedRuntime:
         self.reloads = 0
         self.transfers: list[tuple[str, str]] = []
         self._ids = itertools.count(1)
+        self._scripts: dict[str, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
         self.started = True
@@ -139,7 +193,22 @@ class ScriptedRuntime:
         )
         self.store.calls[call_id]["cost"] = 0.012
         self.bus.publish(BargeIn(call_id=call_id, heard_ms=800.0, detect_to_clear_ms=60.0))
+        if to == SCRIPTED_NUMBER:
+            self._scripts[call_id] = asyncio.create_task(self._play(call_id))
         return call_id
+
+    async def _play(self, call_id: str) -> None:
+        for event in _script(call_id):
+            await asyncio.sleep(SCRIPT_STEP_S)
+            if call_id not in self.live:
+                return
+            self.bus.publish(event)
+            if isinstance(event, Transcript):
+                self.store.calls[call_id]["transcript"].append(
+                    {"role": event.role, "text": event.text}
+                )
+            if isinstance(event, TurnMetrics):
+                self.store.calls[call_id]["cost"] = event.total_cost
 
     def _say(self, call_id: str, role: Literal["caller", "agent"], text: str, turn: int) -> None:
         self.bus.publish(Transcript(call_id=call_id, role=role, text=text, turn=turn))
@@ -155,10 +224,17 @@ class ScriptedRuntime:
         self._end(call_id, "hangup", "completed")
 
     def _end(self, call_id: str, reason: str, status: str) -> None:
-        self._get(call_id)
+        live = self._get(call_id)
         del self.live[call_id]
-        self.store.calls[call_id]["status"] = status
-        self.bus.publish(CallEnded(call_id=call_id, reason=reason, status=status))
+        duration = (datetime.now(UTC) - live.started_at).total_seconds()
+        script = self._scripts.pop(call_id, None)
+        if script is not None:
+            script.cancel()
+        row = self.store.calls[call_id]
+        row.update(status=status, duration_s=round(duration, 3))
+        self.bus.publish(
+            CallEnded(call_id=call_id, reason=reason, status=status, duration_s=duration)
+        )
 
     async def transfer(self, call_id: str, to: str) -> None:
         self._get(call_id)
@@ -183,8 +259,12 @@ class ScriptedRuntime:
         self.reloads += 1
 
     async def aclose(self) -> None:
+        scripts = list(self._scripts.values())
         for call_id in list(self.live):
             self._end(call_id, "shutdown", "interrupted")
+        for task in scripts:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self.closed = True
 
 

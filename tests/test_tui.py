@@ -1,0 +1,286 @@
+"""patter-tui driven by Textual's Pilot against a real patterd subprocess (test runtime)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Label, Select, Sparkline, Static
+
+from patter_tui.app import PatterApp
+from patter_tui.screens.call import CallScreen
+from patter_tui.screens.calls import CallsScreen
+from patter_tui.screens.credentials import CredentialsScreen
+from patter_tui.screens.place_call import PlaceCallScreen
+from patter_tui.screens.status import StatusScreen
+from patter_tui.widgets.transcript import TranscriptView
+from patterd.client import PatterClient
+from tests.support.daemon_proc import DaemonProcess, write_config
+from tests.support.fixtures import short_tmp_dir
+from tests.support.runtime import FINAL_LINE, SCRIPTED_NUMBER
+from tests.support.tui import column, row_keys, wait_for
+
+SIZE = (80, 24)
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    yield from short_tmp_dir()
+
+
+@pytest.fixture
+def daemon(short_tmp: Path) -> Iterator[DaemonProcess]:
+    cfg = write_config(
+        short_tmp, '[agents.echo]\nengine = "echo"\n[agents.sales]\nengine = "echo"\n'
+    )
+    with DaemonProcess(short_tmp, cfg) as d:
+        yield d
+
+
+@pytest.fixture
+async def client(daemon: DaemonProcess) -> AsyncIterator[PatterClient]:
+    async with PatterClient(daemon.socket_path) as c:
+        yield c
+
+
+def app_for(daemon: DaemonProcess) -> PatterApp:
+    return PatterApp(PatterClient(daemon.socket_path))
+
+
+async def test_call_appears_live_and_transcript_streams_and_hangup(
+    daemon: DaemonProcess, client: PatterClient
+) -> None:
+    app = app_for(daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connected, "connection")
+        assert "patterd" in str(app.connection_text)
+        screen = app.screen
+        assert isinstance(screen, CallsScreen)
+        live = screen.query_one("#live", DataTable)
+        assert live.row_count == 0
+
+        call_id = await client.place_call(SCRIPTED_NUMBER, "sales", "Hi, it's the bistro.")
+        await wait_for(pilot, lambda: call_id in row_keys(live), "the call in the live table")
+        assert column(live, "number") == [SCRIPTED_NUMBER]
+        assert column(live, "agent") == ["sales"]
+        assert column(live, "dir") == ["out"]
+        assert column(live, "state") == ["in-progress"]
+
+        await pilot.press("enter")
+        assert isinstance(app.screen, CallScreen)
+        view = app.screen.query_one(TranscriptView)
+        await wait_for(pilot, lambda: any(FINAL_LINE in p for p in view.plain), "final line")
+        text = "\n".join(view.plain)
+        assert "agent  Hi, it's the bistro." in text
+        assert "caller  I'd like a table for Friday." in text
+        assert "tool  book_table" in text and '{"ok": true}' in text
+        assert "agent  Booked for seven, and ✂ cut" in text
+        assert "dtmf  5" in text
+        assert "amd  human" in text
+        assert "turn 2 · 610 ms · $0.004" in text
+        # the unknown "future.event" sat between those lines: skipped, nothing crashed
+        spark = app.screen.query_one("#latency", Sparkline)
+        await wait_for(pilot, lambda: list(spark.data or []) == [420.0, 610.0, 380.0], "3 turns")
+        summary = str(app.screen.query_one("#summary", Static).render())
+        assert "$0.019" in summary and "· sales ·" in summary
+
+        await pilot.press("h")
+        await wait_for(pilot, lambda: any("ended: hangup" in p for p in view.plain), "ended")
+        assert await client.live_calls() == []
+        await pilot.press("escape")
+        assert isinstance(app.screen, CallsScreen)
+        await wait_for(pilot, lambda: live.row_count == 0, "live table emptied")
+        history = app.screen.query_one("#history", DataTable)
+        await wait_for(pilot, lambda: call_id in row_keys(history), "call in history")
+        assert column(history, "status") == ["completed"]
+
+
+async def test_send_dtmf_and_transfer_from_call_screen(
+    daemon: DaemonProcess, client: PatterClient
+) -> None:
+    app = app_for(daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connected, "connection")
+        call_id = await client.place_call("+15551230000")
+        await wait_for(pilot, lambda: bool(app.live), "live call")
+        app.open_call(call_id)
+        await pilot.pause()
+        view = app.screen.query_one(TranscriptView)
+        await pilot.press("d")
+        await pilot.press(*"12x")
+        await pilot.press("enter")
+        assert "0-9*#A-Dw" in str(app.screen.query_one("#prompt-error", Label).render())
+        await pilot.press("backspace", "enter")
+        await wait_for(pilot, lambda: sum("dtmf  " in p for p in view.plain) == 2, "2 digits")
+        await pilot.press("t")
+        await pilot.press(*"+15559990000", "enter")
+        await wait_for(pilot, lambda: any("transferred" in p for p in view.plain), "transfer")
+        assert await client.live_calls() == []
+
+
+async def test_place_call_form_validates_and_shows_daemon_errors(
+    daemon: DaemonProcess, client: PatterClient
+) -> None:
+    app = app_for(daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connected, "connection")
+        await pilot.press("p")
+        form = app.screen
+        assert isinstance(form, PlaceCallScreen)
+        await pilot.press(*"5551234", "enter")
+        assert "E.164" in str(form.query_one("#to-error", Label).render())
+        assert await client.live_calls() == []
+
+        form.query_one("#to", Input).value = "+15551234567"
+        form.query_one("#agent", Input).value = "nobody"
+        await pilot.click("#call")
+        error = form.query_one("#form-error", Label)
+        await wait_for(pilot, lambda: "unknown agent" in str(error.render()), "daemon error")
+        assert str(form.query_one("#to-error", Label).render()) == ""
+
+        form.query_one("#agent", Input).value = "sales"
+        form.query_one("#first", Input).value = "Calling about your order."
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, CallScreen), "call screen")
+        view = app.screen.query_one(TranscriptView)
+        await wait_for(pilot, lambda: any("your order" in p for p in view.plain), "first message")
+        (call,) = await client.live_calls()
+        assert (call.callee, call.agent) == ("+15551234567", "sales")
+
+
+async def test_credential_set_and_removed_through_the_api(
+    daemon: DaemonProcess, client: PatterClient
+) -> None:
+    app = app_for(daemon)
+    secret = "sk-test-not-shown-0123456789"
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connected, "connection")
+        await pilot.press("k")
+        screen = app.screen
+        assert isinstance(screen, CredentialsScreen)
+        value = screen.query_one("#value", Input)
+        assert value.password
+        screen.query_one("#name", Input).value = "bad name"
+        value.value = secret
+        await pilot.click("#set")
+        error = screen.query_one("#cred-error", Label)
+        assert "UPPER_CASE" in str(error.render())
+
+        screen.query_one("#name", Input).value = "OPENAI_API_KEY"
+        await pilot.click("#set")
+        table = screen.query_one("#creds", DataTable)
+        await wait_for(pilot, lambda: "OPENAI_API_KEY" in row_keys(table), "credential listed")
+        assert column(table, "source") == ["keyring"]
+        assert value.value == ""
+        assert secret not in "\n".join(str(w.render()) for w in screen.query(Static))
+        keyring_file = Path(daemon.env["PATTER_TEST_KEYRING_FILE"])
+        stored = json.loads(await asyncio.to_thread(keyring_file.read_text))
+        assert stored["patter"]["OPENAI_API_KEY"] == secret
+        assert [c.name for c in await client.credentials()] == ["OPENAI_API_KEY"]
+
+        await pilot.click("#remove")
+        await wait_for(pilot, lambda: table.row_count == 0, "credential removed")
+        assert await client.credentials() == []
+
+
+async def test_status_screen_shows_daemon_and_today(
+    daemon: DaemonProcess, client: PatterClient
+) -> None:
+    call_id = await client.place_call("+15551230000")
+    await client.hangup(call_id)
+    app = app_for(daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connected, "connection")
+        await pilot.press("s")
+        assert isinstance(app.screen, StatusScreen)
+        body = app.screen.query_one("#status-body", Static)
+        await wait_for(pilot, lambda: "calls today" in str(body.render()), "status")
+        text = str(body.render())
+        assert "carrier  twilio" in text
+        assert "calls today  1" in text
+        assert "cost today  $0.012" in text
+        assert f"socket  {daemon.socket_path}" in text
+
+
+async def test_reconnects_after_daemon_restart(daemon: DaemonProcess) -> None:
+    app = app_for(daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connected, "connection")
+        first_pid = app.feed.pid
+        rc, _ = await asyncio.to_thread(daemon.stop)
+        assert rc == 0
+        await wait_for(pilot, lambda: not app.connected, "disconnected state")
+        assert "disconnected — retrying" in str(app.connection_text)
+        bar = app.screen.query_one("#connection")
+        assert bar.has_class("-down")
+
+        await asyncio.to_thread(daemon.start)
+        await wait_for(pilot, lambda: app.connected, "reconnection")
+        assert app.feed.pid != first_pid
+        assert not bar.has_class("-down")
+        async with PatterClient(daemon.socket_path) as c:
+            call_id = await c.place_call("+15551230000")
+        live = app.screen.query_one("#live", DataTable)
+        await wait_for(pilot, lambda: call_id in row_keys(live), "call after restart")
+        await wait_for(pilot, lambda: app.calls.get(call_id).lines != [], "events after restart")
+
+
+async def test_no_color_is_respected(
+    daemon: DaemonProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = app_for(daemon)
+    assert app.no_color
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connected, "connection")
+
+
+async def test_command_palette_opens_screens_and_live_calls(
+    daemon: DaemonProcess, client: PatterClient
+) -> None:
+    call_id = await client.place_call("+15551230000")
+    app = app_for(daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connected and bool(app.live), "live call")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Status")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StatusScreen), "status screen")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Open call")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CallScreen), "call screen")
+        assert isinstance(app.screen, CallScreen) and app.screen.call_id == call_id
+
+
+async def test_history_filters_by_status_and_text(
+    daemon: DaemonProcess, client: PatterClient
+) -> None:
+    kept = await client.place_call("+15551230001", "sales")
+    await client.hangup(kept)
+    moved = await client.place_call("+15551230002")
+    await client.transfer(moved, "+15559990000")
+    app = app_for(daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connected, "connection")
+        history = app.screen.query_one("#history", DataTable)
+        await wait_for(pilot, lambda: len(row_keys(history)) == 2, "both calls")
+        await pilot.press("slash", *"sales", "enter")
+        await wait_for(pilot, lambda: row_keys(history) == [kept], "text filter")
+        app.screen.query_one("#text", Input).value = ""
+        app.screen.query_one("#status", Select).value = "transferred"
+        await wait_for(pilot, lambda: row_keys(history) == [moved], "status filter")
+        app.screen.query_one("#status", Select).clear()
+        day = app.screen.query_one("#day", Input)
+        day.value = "2000-01-01"
+        day.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: row_keys(history) == [], "nothing on another day")
+        day.value = app.clock().date().isoformat()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(row_keys(history)) == 2, "both calls today")
