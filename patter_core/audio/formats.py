@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Encoding(str, Enum):
+class Encoding(StrEnum):
     PCM16 = "pcm16"  # signed 16-bit little-endian (the session's own format)
     L16 = "l16"  # signed 16-bit big-endian, as RFC 3551 puts L16 on the wire
     MULAW = "mulaw"
