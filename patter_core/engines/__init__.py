@@ -1,0 +1,6 @@
+"""Speech-to-speech engines: one provider WebSocket per call, behind the ``Brain`` seam."""
+
+from patter_core.engines.errors import EngineError
+from patter_core.engines.openai_realtime import OpenAIRealtime
+
+__all__ = ["EngineError", "OpenAIRealtime"]
