@@ -11,7 +11,7 @@ from patter_core.agent import Agent
 from patter_core.carriers import telnyx, twilio
 from patter_core.carriers.telnyx import Telnyx
 from patter_core.carriers.twilio import Twilio
-from patter_core.engines import EchoEngine
+from patter_core.engines import EchoEngine, ElevenLabsConvAI, OpenAIRealtime
 from patter_core.guardrails import Guardrail, guardrail
 from patter_core.patter import Patter
 from patter_core.tools import Tool, tool
@@ -23,7 +23,9 @@ __all__ = [
     "Agent",
     "CloudflareTunnel",
     "EchoEngine",
+    "ElevenLabsConvAI",
     "Guardrail",
+    "OpenAIRealtime",
     "Patter",
     "Static",
     "Telnyx",

@@ -64,6 +64,23 @@ def _llm(name: str, options: dict[str, Any], credentials: Credentials) -> Any:
         raise RuntimeFailure(str(exc)) from None
 
 
+def _engine(spec: AgentConfig, credentials: Credentials) -> Any:
+    from patter_core.engines import ElevenLabsConvAI, EngineError, OpenAIRealtime
+
+    options = dict(spec.options)
+    try:
+        if spec.engine == "openai_realtime":
+            if spec.voice:
+                options.setdefault("voice", spec.voice)
+            key = options.pop("api_key", None) or credentials.get("OPENAI_API_KEY")
+            return OpenAIRealtime(key, **options)
+        key = options.pop("api_key", None) or credentials.get("ELEVENLABS_API_KEY")
+        options.setdefault("agent_id", credentials.get("ELEVENLABS_AGENT_ID"))
+        return ElevenLabsConvAI(key, **options)
+    except (EngineError, TypeError) as exc:
+        raise RuntimeFailure(f"engine {spec.engine!r}: {exc}") from None
+
+
 def _pick(kind: str, classes: dict[str, Callable[..., Any]], name: str) -> Callable[..., Any]:
     if name not in classes:
         raise RuntimeFailure(
@@ -107,7 +124,7 @@ def build_agent(
     if spec.engine == "echo":
         return phone.agent(engine=EchoEngine(), **common), None
     if spec.engine is not None:
-        raise RuntimeFailure(f"engine {spec.engine!r} is not available in this build yet")
+        return phone.agent(engine=_engine(spec, credentials), **common), None
     assert spec.pipeline is not None
     stt = _stt(spec.pipeline.stt.provider, spec.pipeline.stt.options)
     tts = _tts(spec.pipeline.tts.provider, spec.pipeline.tts.options)

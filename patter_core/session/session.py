@@ -159,6 +159,7 @@ class CallSession:
         self.clock = clock
         self.on_machine_detection = on_machine_detection
         wire = leg.wire_format
+        self._converter_factory = converter_factory
         self._to_brain = converter_factory(wire, brain.input_format)
         self._to_wire = converter_factory(brain.output_format, wire)
         self._wire = wire
@@ -170,6 +171,7 @@ class CallSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._tg: asyncio.TaskGroup | None = None
         self._done = asyncio.Event()
+        self._brain_ready = asyncio.Event()
         self._changed = asyncio.Condition()
         self._reason: str | None = None
         self._ended = False
@@ -329,6 +331,11 @@ class CallSession:
             self._error("engine_start", f"brain failed to start: {exc}", fatal=True)
             self.end("engine_error")
             return
+        # An engine picks its audio formats while starting (µ-law for a µ-law carrier),
+        # so the converters are decided again now that they are known.
+        self._to_brain = self._converter_factory(self._wire, self.brain.input_format)
+        self._to_wire = self._converter_factory(self.brain.output_format, self._wire)
+        self._brain_ready.set()
         self._spawn(self._brain_loop())
 
     async def _brain_loop(self) -> None:
@@ -648,6 +655,8 @@ class CallSession:
             return
         self._greeted = True
         if self.agent.first_message:
+            # A remote engine can only speak once its socket is up (start() may still run).
+            await self._brain_ready.wait()
             await self.brain.say(self.agent.first_message)
 
     def _on_heard(self) -> None:
