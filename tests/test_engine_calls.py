@@ -36,3 +36,71 @@ async def test_openai_realtime_call_streams_mulaw_both_ways_with_transcripts_and
             await call.hangup()
             ended = await rig.next_event("call.ended")
             assert ended.reason == "hangup"
+
+
+async def test_openai_realtime_tool_round_trip_and_barge_in_over_the_carrier():
+    from patter_core import tool
+    from tests.fakes.audio import mulaw, voiced
+
+    looked_up = []
+
+    @tool
+    async def lookup_order(order_id: str) -> dict:
+        """Find an order.
+
+        Args:
+            order_id: the order number
+        """
+        looked_up.append(order_id)
+        return {"status": "shipped"}
+
+    async with FakeOpenAIRealtime() as fake:
+        fake.replies = [
+            Reply(text="Welcome to Acme, " * 12, audio_ms=4000),  # a long greeting to cut into
+            Reply(tool="lookup_order", arguments={"order_id": "A-1042"}),
+            Reply(text="It has shipped.", audio_ms=500),
+        ]
+        fake.caller_says = ["Wait, where is order A-1042?"]
+
+        def agent(phone):  # type: ignore[no-untyped-def]
+            engine = OpenAIRealtime(fake.key, base_url=fake.base_url)
+            return phone.agent(engine=engine, first_message="Welcome.", tools=[lookup_order])
+
+        async with twilio_rig(agent) as rig:
+            call = await rig.sim.inbound_call()
+            await call.wait_heard(8000, timeout=10)  # one second of the greeting
+            call.say(mulaw(voiced(900)))
+            async with asyncio.timeout(20):
+                while not any(
+                    e.type == "transcript" and e.role == "agent" and "shipped" in e.text
+                    for e in rig.seen
+                ):
+                    rig.seen.append(await rig.events.get())
+            barge = next(e for e in rig.seen if e.type == "barge_in")
+            assert call.clears >= 1
+            truncation = fake.conns[0].truncations[0]
+            assert abs(truncation["audio_end_ms"] - barge.heard_ms) <= 1
+            assert (
+                900 <= truncation["audio_end_ms"] < 4000
+            )  # cut where the caller was, not at the end
+            called = next(e for e in rig.seen if e.type == "tool.called")
+            result = next(e for e in rig.seen if e.type == "tool.result")
+            assert called.name == "lookup_order" and called.arguments == {"order_id": "A-1042"}
+            assert result.result == {"status": "shipped"} and looked_up == ["A-1042"]
+            outputs = [i for i in fake.conns[0].items if i.get("type") == "function_call_output"]
+            assert outputs and "shipped" in outputs[0]["output"]
+            await call.hangup()
+
+
+async def test_openai_realtime_refused_key_ends_the_call_cleanly():
+    async with FakeOpenAIRealtime(key="the-right-key") as fake:
+
+        def agent(phone):  # type: ignore[no-untyped-def]
+            return phone.agent(engine=OpenAIRealtime("a-wrong-key", base_url=fake.base_url))
+
+        async with twilio_rig(agent) as rig:
+            await rig.sim.inbound_call()
+            ended = await rig.next_event("call.ended", timeout=15)
+            assert ended.reason == "engine_error"
+            errors = [e for e in rig.seen if e.type == "error"]
+            assert errors and all("a-wrong-key" not in e.message for e in errors)

@@ -275,9 +275,13 @@ class OpenAIRealtime:
         await self._send({"type": "response.create", "response": {"instructions": instructions}})
 
     async def interrupt(self, heard_ms: float) -> None:
-        """Cancel the reply and truncate its audio item at what the caller heard."""
-        rid = self._active or self._last_audio_response
-        if self._active is not None:
+        """Cancel the reply being played and truncate its audio at what the caller heard.
+
+        With server VAD the model may already be answering the interruption by the
+        time the session confirms it; that newer response is left running.
+        """
+        rid = self._last_audio_response or self._active
+        if self._active is not None and self._active == rid:
             await self._send({"type": "response.cancel"})
         if not rid:
             return
