@@ -10,17 +10,23 @@ and marks come back close to when the caller actually heard the audio.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
+import json
+import logging
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from patter_core.audio.formats import AudioFormat
 from patter_core.audio.transcode import FrameSlicer
-from patter_core.carriers.base import LegEvent, LegStopped
+from patter_core.carriers.base import LegDtmf, LegEvent, LegMark, LegStopped
+
+log = logging.getLogger(__name__)
 
 FRAME_MS = 20
 DEFAULT_LEAD_MS = 200
@@ -31,6 +37,75 @@ MAX_MEDIA_MESSAGE = 64 * 1024
 DTMF_DIGITS = "0123456789*#ABCDabcd"
 
 Parser = Callable[[str], LegEvent | None]
+Handler = Callable[[dict[str, Any]], LegEvent | None]
+# What a malformed message of a known kind raises while being read.
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, binascii.Error)
+
+
+def parse_message(
+    text: str,
+    handlers: Mapping[str, Handler],
+    *,
+    stats: Counter[str],
+    call_id: str,
+) -> LegEvent | None:
+    """One inbound JSON message → a leg event, or None (counted in ``stats``).
+
+    The kinds every carrier shares (``mark``, ``dtmf``, ``stop``, ``connected``)
+    are read here; ``handlers`` read the carrier's own (``media``, ``start``, …).
+    Nothing a carrier sends can raise out of this function.
+    """
+    if len(text) > MAX_MEDIA_MESSAGE:
+        stats["oversized"] += 1
+        return None
+    try:
+        msg = json.loads(text)
+        kind = msg["event"]
+    except (ValueError, KeyError, TypeError):
+        stats["malformed"] += 1
+        log.debug("call %s: malformed media message", call_id)
+        return None
+    try:
+        handler = handlers.get(kind)
+        if handler is not None:
+            return handler(msg)
+        if kind == "mark":
+            return LegMark(str(msg["mark"]["name"]))
+        if kind == "dtmf":
+            digit = str(msg["dtmf"]["digit"])
+            if len(digit) != 1 or digit not in DTMF_DIGITS:
+                raise ValueError(digit)
+            return LegDtmf(digit)
+        if kind == "stop":
+            return LegStopped("hangup", "carrier sent stop")
+        if kind == "connected":
+            return None
+    except MALFORMED:
+        stats["malformed"] += 1
+        log.debug("call %s: malformed %s message", call_id, kind)
+        return None
+    stats["unknown"] += 1
+    return None
+
+
+async def send_json(
+    ws: web.WebSocketResponse, message: dict[str, object], stats: Counter[str]
+) -> None:
+    """Send one message; a socket already gone is counted, not raised."""
+    if ws.closed:
+        return
+    try:
+        await ws.send_str(json.dumps(message, separators=(",", ":")))
+    except (ConnectionError, RuntimeError):
+        stats["send_failed"] += 1
+
+
+async def close_leg(ws: web.WebSocketResponse, output: PacedOutput) -> None:
+    """Stop paced playback, then close the socket (bounded wait for the peer)."""
+    await output.close()
+    if not ws.closed:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(), 2)
 
 
 async def receive_events(

@@ -13,33 +13,28 @@ a ``start`` that reports another encoding than the one we asked for is logged.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import binascii
-import contextlib
-import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
 from patter_core.audio.formats import L16_16K, MULAW_8K, AudioFormat
 from patter_core.carriers.base import (
     LegAudio,
-    LegDtmf,
     LegEvent,
-    LegMark,
     LegStarted,
-    LegStopped,
 )
 from patter_core.carriers.media import (
     DEFAULT_LEAD_MS,
-    DTMF_DIGITS,
-    MAX_MEDIA_MESSAGE,
     RECEIVE_TIMEOUT_S,
     PacedOutput,
+    close_leg,
+    parse_message,
     receive_events,
+    send_json,
 )
 
 log = logging.getLogger(__name__)
@@ -108,48 +103,26 @@ class TelnyxLeg:
         )
 
     def _parse(self, text: str) -> LegEvent | None:
-        if len(text) > MAX_MEDIA_MESSAGE:
-            self.stats["oversized"] += 1
-            return None
-        try:
-            msg = json.loads(text)
-            kind = msg["event"]
-        except (ValueError, KeyError, TypeError):
-            self.stats["malformed"] += 1
-            log.debug("call %s: malformed media message", self._call_id)
-            return None
-        try:
-            if kind == "media":
-                return self._media(msg["media"])
-            if kind == "start":
-                return self._start(msg)
-            if kind == "mark":
-                return LegMark(str(msg["mark"]["name"]))
-            if kind == "dtmf":
-                digit = str(msg["dtmf"]["digit"])
-                if len(digit) != 1 or digit not in DTMF_DIGITS:
-                    raise ValueError(digit)
-                return LegDtmf(digit)
-            if kind == "stop":
-                return LegStopped("hangup", "carrier sent stop")
-            if kind == "error":
-                body = msg.get("payload") or {}
-                self.stats["carrier_error"] += 1
-                log.warning(
-                    "call %s: telnyx stream error %s: %s",
-                    self._call_id,
-                    body.get("code"),
-                    body.get("title") or body.get("detail") or "no detail",
-                )
-                return None
-            if kind == "connected":
-                return None
-        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error):
-            self.stats["malformed"] += 1
-            log.debug("call %s: malformed %s message", self._call_id, kind)
-            return None
-        self.stats["unknown"] += 1
-        return None
+        return parse_message(
+            text,
+            {
+                "media": lambda msg: self._media(msg["media"]),
+                "start": self._start,
+                "error": self._error,
+            },
+            stats=self.stats,
+            call_id=self._call_id,
+        )
+
+    def _error(self, msg: dict[str, Any]) -> None:
+        body = msg.get("payload") or {}
+        self.stats["carrier_error"] += 1
+        log.warning(
+            "call %s: telnyx stream error %s: %s",
+            self._call_id,
+            body.get("code"),
+            body.get("title") or body.get("detail") or "no detail",
+        )
 
     def _media(self, media: dict[str, object]) -> LegAudio | None:
         if media.get("track", "inbound") != "inbound":
@@ -162,7 +135,7 @@ class TelnyxLeg:
         self._received_ms += len(payload) / self._bytes_per_ms
         return LegAudio(payload, at)
 
-    def _start(self, msg: dict[str, object]) -> LegStarted:
+    def _start(self, msg: dict[str, Any]) -> LegStarted:
         start = msg["start"]
         if not isinstance(start, dict):
             raise TypeError("start")
@@ -201,18 +174,10 @@ class TelnyxLeg:
         await self._send_json({"event": "mark", "mark": {"name": name}})
 
     async def _send_json(self, message: dict[str, object]) -> None:
-        if self._ws.closed:
-            return
-        try:
-            await self._ws.send_str(json.dumps(message, separators=(",", ":")))
-        except (ConnectionError, RuntimeError):
-            self.stats["send_failed"] += 1
+        await send_json(self._ws, message, self.stats)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        await self._output.close()
-        if not self._ws.closed:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._ws.close(), 2)
+        await close_leg(self._ws, self._output)

@@ -7,33 +7,28 @@ receive loop are shared with other carriers (``patter_core.carriers.media``).
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import binascii
-import contextlib
-import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
 from patter_core.audio.formats import MULAW_8K, AudioFormat
 from patter_core.carriers.base import (
     LegAudio,
-    LegDtmf,
     LegEvent,
-    LegMark,
     LegStarted,
-    LegStopped,
 )
 from patter_core.carriers.media import (
     DEFAULT_LEAD_MS,
-    DTMF_DIGITS,
-    MAX_MEDIA_MESSAGE,
     RECEIVE_TIMEOUT_S,
     PacedOutput,
+    close_leg,
+    parse_message,
     receive_events,
+    send_json,
 )
 
 log = logging.getLogger(__name__)
@@ -84,51 +79,31 @@ class TwilioLeg:
         )
 
     def _parse(self, text: str) -> LegEvent | None:
-        if len(text) > MAX_MEDIA_MESSAGE:
-            self.stats["oversized"] += 1
+        return parse_message(
+            text,
+            {"media": self._media, "start": self._start},
+            stats=self.stats,
+            call_id=self._call_id,
+        )
+
+    def _media(self, msg: dict[str, Any]) -> LegAudio | None:
+        media = msg["media"]
+        if media.get("track", "inbound") != "inbound":
             return None
-        try:
-            msg = json.loads(text)
-            kind = msg["event"]
-        except (ValueError, KeyError, TypeError):
-            self.stats["malformed"] += 1
-            log.debug("call %s: malformed media message", self._call_id)
-            return None
-        try:
-            if kind == "media":
-                media = msg["media"]
-                if media.get("track", "inbound") != "inbound":
-                    return None
-                payload = base64.b64decode(media["payload"], validate=True)
-                self.stats["media"] += 1
-                return LegAudio(payload, float(media.get("timestamp", 0) or 0))
-            if kind == "start":
-                start = msg["start"]
-                self.stream_sid = str(msg.get("streamSid") or start.get("streamSid") or "")
-                self.carrier_call_sid = str(start.get("callSid", ""))
-                custom = start.get("customParameters") or {}
-                return LegStarted(
-                    self.stream_sid,
-                    self.carrier_call_sid,
-                    {str(k): str(v) for k, v in custom.items()} if isinstance(custom, dict) else {},
-                )
-            if kind == "mark":
-                return LegMark(str(msg["mark"]["name"]))
-            if kind == "dtmf":
-                digit = str(msg["dtmf"]["digit"])
-                if len(digit) != 1 or digit not in DTMF_DIGITS:
-                    raise ValueError(digit)
-                return LegDtmf(digit)
-            if kind == "stop":
-                return LegStopped("hangup", "carrier sent stop")
-            if kind == "connected":
-                return None
-        except (KeyError, TypeError, ValueError, binascii.Error):
-            self.stats["malformed"] += 1
-            log.debug("call %s: malformed %s message", self._call_id, kind)
-            return None
-        self.stats["unknown"] += 1
-        return None
+        payload = base64.b64decode(media["payload"], validate=True)
+        self.stats["media"] += 1
+        return LegAudio(payload, float(media.get("timestamp", 0) or 0))
+
+    def _start(self, msg: dict[str, Any]) -> LegStarted:
+        start = msg["start"]
+        self.stream_sid = str(msg.get("streamSid") or start.get("streamSid") or "")
+        self.carrier_call_sid = str(start.get("callSid", ""))
+        custom = start.get("customParameters") or {}
+        return LegStarted(
+            self.stream_sid,
+            self.carrier_call_sid,
+            {str(k): str(v) for k, v in custom.items()} if isinstance(custom, dict) else {},
+        )
 
     # --- outbound ----------------------------------------------------------
 
@@ -157,18 +132,10 @@ class TwilioLeg:
         )
 
     async def _send_json(self, message: dict[str, object]) -> None:
-        if self._ws.closed:
-            return
-        try:
-            await self._ws.send_str(json.dumps(message, separators=(",", ":")))
-        except (ConnectionError, RuntimeError):
-            self.stats["send_failed"] += 1
+        await send_json(self._ws, message, self.stats)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        await self._output.close()
-        if not self._ws.closed:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._ws.close(), 2)
+        await close_leg(self._ws, self._output)
