@@ -285,3 +285,12 @@ def test_persist_root_resolution(monkeypatch, tmp_path):
     monkeypatch.setenv("PATTER_LOG_DIR", "auto")
     assert resolve_root(None) == default
     assert resolve_root("~/x") == Path("~/x").expanduser()
+
+
+def test_metadata_of_a_live_call_already_names_its_parties(tmp_path):
+    store = CallStore(tmp_path)
+    store.write_events(_call("c1")[:1])  # only call.started: the call is still live
+    meta = json.loads((_folder(tmp_path, "c1") / "metadata.json").read_text())
+    assert meta["status"] == "live"
+    assert meta["caller"] == "+15550001111" and meta["direction"] == "inbound"
+    store.close()

@@ -63,7 +63,6 @@ class CallStore:
         self._reader_db = index.connect(db_path)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="patter-store")
         self._open: dict[str, CallFiles] = {}
-        self._started: dict[str, dict[str, Any]] = {}
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._ended_since_sweep = 0
@@ -182,11 +181,7 @@ class CallStore:
             self._open[event.call_id] = files
         line = self._redacted(event).model_dump_json()
         files.events.write(line + "\n")
-        if kind == "call.started":
-            fields = self._fields(event)
-            self._started[event.call_id] = {"started_at": event.ts.isoformat(), **fields}
-            self._write_metadata(event.call_id, folder, status="live")
-        elif kind == "transcript" and getattr(event, "final", True):
+        if kind == "transcript" and getattr(event, "final", True):
             files.transcript.write(
                 json.dumps(
                     {
@@ -199,12 +194,17 @@ class CallStore:
                 )
                 + "\n"
             )
-        index.apply(self._writer_db, event, rel, self._fields(event))
-        if kind == "call.ended":
+        # Only call.started carries the caller's details; the index row comes first so
+        # that metadata.json, built from that row, has them from the call's start.
+        index.apply(
+            self._writer_db, event, rel, self._fields(event) if kind == "call.started" else {}
+        )
+        if kind == "call.started":
+            self._write_metadata(event.call_id, folder, status="live")
+        elif kind == "call.ended":
             self._write_metadata(event.call_id, folder, ended=event)
             files.close()
             self._open.pop(event.call_id, None)
-            self._started.pop(event.call_id, None)
             self._ended_since_sweep += 1
             if self._ended_since_sweep >= SWEEP_EVERY_N_CALLS:
                 self._ended_since_sweep = 0
