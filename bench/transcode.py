@@ -3,8 +3,9 @@
 Prints, for inbound (µ-law 8 kHz → PCM16 16 kHz) and outbound (PCM16 16 kHz →
 µ-law 8 kHz): audio-seconds per CPU-second, µs per 20 ms frame, the
 resampler's SNR on a 300 Hz–3.4 kHz chirp against an ideal band-limited
-resampling, and how audio leaves the resampler (frame sizes). Three
-resamplers side by side: ours, soxr's ResampleStream, and the linear
+resampling, and how audio leaves the resampler (frame sizes). Four
+resamplers side by side: ours with its C kernel, ours on the numpy fallback
+(an install without a compiler), soxr's ResampleStream, and the linear
 interpolation other SDKs use. No assertions: figures only.
 
     .venv/bin/python bench/transcode.py
@@ -63,6 +64,10 @@ def ours(src: int, dst: int) -> Callable[[np.ndarray], np.ndarray]:
     return StreamResampler(src, dst).process
 
 
+def ours_numpy(src: int, dst: int) -> Callable[[np.ndarray], np.ndarray]:
+    return StreamResampler(src, dst)._numpy
+
+
 def edge_path(
     resample: Callable[[np.ndarray], np.ndarray], src: int, x: np.ndarray
 ) -> tuple[Callable[[bytes], bytes], bytes]:
@@ -93,7 +98,9 @@ def cpu_per_frame(fn: Callable[[bytes], bytes], frame: bytes) -> float:
 
 
 def main() -> None:
-    print(f"{'path':<34}{'audio-s/CPU-s':>14}{'us/frame':>10}{'SNR dB':>8}  frame sizes out")
+    kernel = "C kernel" if StreamResampler.accelerated() else "numpy only (no C kernel built)"
+    print(f"patter resampler: {kernel}")
+    print(f"{'path':<40}{'audio-s/CPU-s':>14}{'us/frame':>10}{'SNR dB':>8}  frame sizes out")
     for label, src, dst in (
         ("inbound  mulaw8k -> pcm16k", 8000, 16000),
         ("outbound pcm16k -> mulaw8k", 16000, 8000),
@@ -101,6 +108,7 @@ def main() -> None:
         x = chirp(src)
         for name, make in (
             ("patter", ours),
+            ("patter numpy", ours_numpy),
             ("soxr HQ stream", soxr_stream),
             ("linear interp", linear),
         ):
@@ -119,7 +127,7 @@ def main() -> None:
                 path = t.convert
             per = cpu_per_frame(path, frame)
             shown = ",".join(map(str, sizes[:3])) + ("…" if len(sizes) > 3 else "")
-            row = f"{label + ' ' + name:<34}{0.02 / per:>14.0f}{per * 1e6:>10.2f}"
+            row = f"{label + ' ' + name:<40}{0.02 / per:>14.0f}{per * 1e6:>10.2f}"
             print(f"{row}{quality:>8.1f}  {shown}")
     r = StreamResampler(8000, 16000)
     print(

@@ -194,3 +194,81 @@ def test_audio_format_sizes():
     assert MULAW_8K.bytes_for_ms(20) == 160
     assert PCM16_16K.bytes_for_ms(20) == 640
     assert str(AudioFormat(Encoding.L16, 16000)) == "l16/16000"
+
+
+# --- the C kernel (patter_core/audio/_fir.c) --------------------------------
+
+KERNEL_PAIRS = [(8000, 16000), (16000, 8000), (24000, 16000), (16000, 24000), (8000, 24000)]
+
+
+def test_the_c_kernel_is_built_by_the_install():
+    """``make test`` installs the project, which compiles the kernel: a missing
+    kernel means the build hook broke, and calls would quietly run 3x slower."""
+    assert StreamResampler.accelerated()
+
+
+@pytest.mark.parametrize(("src", "dst"), KERNEL_PAIRS)
+@pytest.mark.parametrize("chunk", [1, 7, 160, 320, 481])
+def test_kernel_matches_numpy_across_chunk_sizes(src, dst, chunk):
+    rng = np.random.default_rng(src + dst + chunk)
+    signal = (rng.standard_normal(src // 5) * 9000).clip(-32768, 32767).astype(np.int16)
+    signal[100:140] = 32767  # full scale, so the filter's overshoot is clipped
+    c, ref = StreamResampler(src, dst), StreamResampler(src, dst)
+    pieces = range(0, len(signal), chunk)
+    got = np.concatenate([c.process(signal[i : i + chunk]) for i in pieces])
+    want = np.concatenate([ref._numpy(signal[i : i + chunk]) for i in pieces])
+    assert len(got) == len(want)
+    diff = np.abs(got.astype(np.int32) - want)
+    # Same filter, summed in another order: at most a rounding step apart, rarely.
+    assert diff.max() <= 1
+    assert np.mean(diff == 0) > 0.99
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        (MULAW_8K, PCM16_16K),
+        (PCM16_16K, MULAW_8K),
+        (ALAW_8K, PCM16_16K),
+        (PCM16_16K, ALAW_8K),
+        (PCM16_24K, MULAW_8K),
+        (MULAW_8K, PCM16_24K),
+        (PCM16_24K, PCM16_16K),
+    ],
+)
+def test_fused_edge_equals_decode_resample_encode(src: AudioFormat, dst: AudioFormat):
+    from patter_core.audio.transcode import decode, encode
+
+    fused = Transcoder(src, dst)
+    plain = StreamResampler(src.sample_rate, dst.sample_rate)
+    tone = _sine(700, src.sample_rate, 0.5)
+    wire = encode(tone, src.encoding)
+    step = src.bytes_for_ms(20)
+    for i in range(0, len(wire), step):
+        chunk = wire[i : i + step]
+        want = encode(plain.process(decode(chunk, src.encoding)), dst.encoding)
+        assert fused.convert(chunk) == want
+
+
+def test_kernel_rejects_bad_arguments_without_crashing():
+    from patter_core.audio import _fir  # type: ignore[attr-defined]
+
+    taps = np.ones((2, 4), np.float32).tobytes()
+    state = bytearray(12)
+    with pytest.raises(TypeError):
+        _fir.run(bytes(12), taps, 2, 1, b"\0\0", None, None)  # state must be mutable
+    with pytest.raises(TypeError):
+        _fir.run(state, taps, 2, 1)
+    with pytest.raises(ValueError, match="whole number"):
+        _fir.run(state, taps, 2, 1, b"\0\0\0", None, None)  # half a sample
+    with pytest.raises(ValueError, match="256"):
+        _fir.run(state, taps, 2, 1, b"\0", b"\0" * 16, None)
+    with pytest.raises(ValueError, match="65536"):
+        _fir.run(state, taps, 2, 1, b"\0\0", None, b"\0" * 10)
+    with pytest.raises(ValueError, match="positive"):
+        _fir.run(state, taps, 0, 1, b"\0\0", None, None)
+    with pytest.raises(ValueError, match="whole number"):
+        _fir.run(state, b"\0" * 6, 2, 1, b"\0\0", None, None)  # taps not a whole phase
+    # The state is untouched by a refused call, and a good call still works after.
+    assert state == bytearray(12)
+    assert len(_fir.run(state, taps, 2, 1, b"\0\0" * 10, None, None)) > 0

@@ -8,6 +8,7 @@ pass through untouched (the same object), so a µ-law carrier talking to a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -39,6 +40,22 @@ def encode(samples: npt.NDArray[np.int16], encoding: Encoding) -> bytes:
     return samples.astype(">i2").tobytes()
 
 
+# What the resampler's kernel reads and writes directly: native int16 (None)
+# or a G.711 table. Big-endian L16 goes through the general path.
+_PCM_NATIVE = sys.byteorder == "little"
+_NATIVE_IN: dict[Encoding, bytes | None] = {
+    Encoding.MULAW: g711.ULAW_DECODE.astype(np.float32).tobytes(),
+    Encoding.ALAW: g711.ALAW_DECODE.astype(np.float32).tobytes(),
+}
+_NATIVE_OUT: dict[Encoding, bytes | None] = {
+    Encoding.MULAW: g711.ULAW_ENCODE.tobytes(),
+    Encoding.ALAW: g711.ALAW_ENCODE.tobytes(),
+}
+if _PCM_NATIVE:
+    _NATIVE_IN[Encoding.PCM16] = None
+    _NATIVE_OUT[Encoding.PCM16] = None
+
+
 class Transcoder:
     """Stateful ``src`` → ``dst`` converter for one stream direction.
 
@@ -58,22 +75,16 @@ class Transcoder:
         self._carry = b""  # an odd byte of a 16-bit sample split across chunks
 
     def _pipeline(self, src: Encoding, dst: Encoding) -> Callable[[bytes], bytes]:
-        resample = None if self._resampler.passthrough else self._resampler.process
-        if src is Encoding.MULAW and dst is Encoding.PCM16 and resample is not None:
-            table = g711.ULAW_DECODE
+        resampler = self._resampler
+        if not resampler.passthrough and src in _NATIVE_IN and dst in _NATIVE_OUT:
+            # The call's hot path: decode, filter and encode in one pass.
+            src_table, dst_table = _NATIVE_IN[src], _NATIVE_OUT[dst]
 
-            def mulaw_to_pcm(data: bytes) -> bytes:
-                return resample(table.take(np.frombuffer(data, np.uint8))).tobytes()
+            def fused(data: bytes) -> bytes:
+                return resampler.run(data, src_table, dst_table)
 
-            return mulaw_to_pcm
-        if src is Encoding.PCM16 and dst is Encoding.MULAW and resample is not None:
-            table_enc = g711.ULAW_ENCODE
-
-            def pcm_to_mulaw(data: bytes) -> bytes:
-                out = resample(np.frombuffer(data, np.int16))
-                return table_enc.take(out.view(np.uint16)).tobytes()
-
-            return pcm_to_mulaw
+            return fused
+        resample = None if resampler.passthrough else resampler.process
 
         def general(data: bytes) -> bytes:
             samples = decode(data, src)
