@@ -215,7 +215,8 @@ class SdkRuntime:
             return []
         calls = []
         for record in server.registry.live():
-            agent = record.options.get("agent") or self.phone.routes.get(record.callee)
+            ours = record.caller if record.direction == "outbound" else record.callee
+            agent = record.options.get("agent") or self.phone.routes.get(ours)
             calls.append(
                 LiveCall(
                     call_id=record.call_id,
