@@ -4,7 +4,6 @@ through a simulated Twilio, and keeping history across a restart."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,8 @@ import pytest
 
 from patter_core.testing import SimulatedTwilio, tone_mulaw
 from patterd.client import PatterClient
-from tests.support.daemon_proc import DaemonProcess, base_env
+from tests.support.daemon_calls import free_port, history, is_live, no_live, sdk_daemon, until
+from tests.support.daemon_proc import DaemonProcess
 from tests.support.fixtures import short_tmp_dir
 
 
@@ -21,16 +21,8 @@ def short_tmp() -> Iterator[Path]:
     yield from short_tmp_dir()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _daemon(tmp: Path, sim: SimulatedTwilio, port: int) -> DaemonProcess:
-    config = tmp / "patterd.toml"
-    config.write_text(
-        f"""
+    config = f"""
 [carrier]
 kind = "twilio"
 account_sid = "{sim.account_sid}"
@@ -50,24 +42,11 @@ root = "{tmp / "history"}"
 [agents.echo]
 engine = "echo"
 """
-    )
-    env = base_env(tmp)
-    env["TWILIO_AUTH_TOKEN"] = sim.auth_token
-    proc = DaemonProcess(tmp, config, env=env)
-    i = proc.argv.index("--runtime")
-    proc.argv[i + 1] = "patterd.sdk_runtime:create_runtime"
-    return proc
-
-
-async def _until(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not (result := await predicate()):
-            await asyncio.sleep(0.1)
-    return result
+    return sdk_daemon(tmp, config, {"TWILIO_AUTH_TOKEN": sim.auth_token})
 
 
 async def test_daemon_answers_places_and_remembers_calls(short_tmp):
-    port = _free_port()
+    port = free_port()
     async with SimulatedTwilio() as sim:
         sim.server_url = f"http://127.0.0.1:{port}"
         daemon = _daemon(short_tmp, sim, port)
@@ -77,22 +56,22 @@ async def test_daemon_answers_places_and_remembers_calls(short_tmp):
             assert sim.numbers["+15550001234"]["voice_url"].endswith("/webhooks/twilio/voice")
             async with PatterClient(daemon.socket_path) as client:
                 call = await sim.inbound_call(from_="+15550007777")
-                live = await _until(client.live_calls)
+                live = await until(client.live_calls)
                 assert live[0].caller == "+15550007777" and live[0].agent == "echo"
                 tone = tone_mulaw(440, 0.3)
                 call.say(tone)
                 await call.wait_heard(len(tone))
                 await call.hangup()
-                await _until(lambda: _no_live(client))
+                await until(lambda: no_live(client))
 
                 call_id = await client.place_call("+15550004444")
-                await _until(lambda: _is_live(client, call_id))
+                await until(lambda: is_live(client, call_id))
                 await client.hangup(call_id)
-                await _until(lambda: _no_live(client))
+                await until(lambda: no_live(client))
                 assert sim.requests_of("update_call")[-1]["form"]["Status"] == "completed"
 
-                history = await _until(lambda: _history(client, 2))
-                inbound = next(c for c in history if c["direction"] == "inbound")
+                ended = await until(lambda: history(client, 2))
+                inbound = next(c for c in ended if c["direction"] == "inbound")
                 assert inbound["status"] == "completed" and inbound["caller"] == "+15550007777"
             code, err = await asyncio.to_thread(daemon.stop)
             assert code == 0, err
@@ -111,17 +90,3 @@ async def test_daemon_answers_places_and_remembers_calls(short_tmp):
             await asyncio.to_thread(again.stop)
         finally:
             again.__exit__(None, None, None)
-
-
-async def _no_live(client: PatterClient) -> bool:
-    return not await client.live_calls()
-
-
-async def _is_live(client: PatterClient, call_id: str) -> bool:
-    return any(c.call_id == call_id for c in await client.live_calls())
-
-
-async def _history(client: PatterClient, n: int) -> list | None:  # type: ignore[type-arg]
-    page = await client.calls()
-    done = [c for c in page.calls if c["status"] != "live"]
-    return done if len(done) >= n else None

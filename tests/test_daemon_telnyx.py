@@ -5,7 +5,6 @@ the daemon is at parity for both carriers and not only the SDK."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import pytest
 from patter_core.testing import tone_mulaw
 from patter_core.testing.telnyx import SimulatedTelnyx
 from patterd.client import PatterClient
-from tests.support.daemon_proc import DaemonProcess, base_env
+from tests.support.daemon_calls import free_port, history, is_live, no_live, sdk_daemon, until
+from tests.support.daemon_proc import DaemonProcess
 from tests.support.fixtures import short_tmp_dir
 
 
@@ -23,16 +23,8 @@ def short_tmp() -> Iterator[Path]:
     yield from short_tmp_dir()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _daemon(tmp: Path, sim: SimulatedTelnyx, port: int) -> DaemonProcess:
-    config = tmp / "patterd.toml"
-    config.write_text(
-        f"""
+    config = f"""
 [carrier]
 kind = "telnyx"
 connection_id = "{sim.connection_id}"
@@ -52,39 +44,13 @@ root = "{tmp / "history"}"
 [agents.echo]
 engine = "echo"
 """
+    return sdk_daemon(
+        tmp, config, {"TELNYX_API_KEY": sim.api_key, "TELNYX_PUBLIC_KEY": sim.public_key}
     )
-    env = base_env(tmp)
-    env["TELNYX_API_KEY"] = sim.api_key
-    env["TELNYX_PUBLIC_KEY"] = sim.public_key
-    proc = DaemonProcess(tmp, config, env=env)
-    i = proc.argv.index("--runtime")
-    proc.argv[i + 1] = "patterd.sdk_runtime:create_runtime"
-    return proc
-
-
-async def _until(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not (result := await predicate()):
-            await asyncio.sleep(0.1)
-    return result
-
-
-async def _no_live(client: PatterClient) -> bool:
-    return not await client.live_calls()
-
-
-async def _is_live(client: PatterClient, call_id: str) -> bool:
-    return any(c.call_id == call_id for c in await client.live_calls())
-
-
-async def _history(client: PatterClient, n: int) -> list | None:  # type: ignore[type-arg]
-    page = await client.calls()
-    done = [c for c in page.calls if c["status"] != "live"]
-    return done if len(done) >= n else None
 
 
 async def test_daemon_over_telnyx_answers_places_and_remembers_calls(short_tmp):
-    port = _free_port()
+    port = free_port()
     async with SimulatedTelnyx() as sim:
         sim.server_url = f"http://127.0.0.1:{port}"
         daemon = _daemon(short_tmp, sim, port)
@@ -92,17 +58,17 @@ async def test_daemon_over_telnyx_answers_places_and_remembers_calls(short_tmp):
         try:
             async with PatterClient(daemon.socket_path) as client:
                 call = await sim.inbound_call(from_="+15550007777")
-                live = await _until(client.live_calls)
+                live = await until(client.live_calls)
                 assert live[0].caller == "+15550007777" and live[0].agent == "echo"
                 assert sim.commands_of("answer"), "the daemon answered through Call Control"
                 tone = tone_mulaw(440, 0.3)
                 call.say(tone)
                 await call.wait_heard(len(tone))  # the echo came back over the Telnyx stream
                 await call.hangup()
-                await _until(lambda: _no_live(client))
+                await until(lambda: no_live(client))
 
                 call_id = await client.place_call("+15550004444")
-                await _until(lambda: _is_live(client, call_id))
+                await until(lambda: is_live(client, call_id))
                 placed = next(c for c in await client.live_calls() if c.call_id == call_id)
                 assert placed.agent == "echo"  # the agent serving our number, the caller here
                 dial = sim.commands_of("dial")[-1]
@@ -111,12 +77,12 @@ async def test_daemon_over_telnyx_answers_places_and_remembers_calls(short_tmp):
                 # set up is a separate race, tested on its own.
                 await sim.wait_stream(dial["call_control_id"])
                 await client.hangup(call_id)
-                await _until(lambda: _no_live(client))
+                await until(lambda: no_live(client))
                 assert sim.commands_of("hangup"), "hang up went to Call Control"
 
-                history = await _until(lambda: _history(client, 2))
-                inbound = next(c for c in history if c["direction"] == "inbound")
-                outbound = next(c for c in history if c["direction"] == "outbound")
+                ended = await until(lambda: history(client, 2))
+                inbound = next(c for c in ended if c["direction"] == "inbound")
+                outbound = next(c for c in ended if c["direction"] == "outbound")
                 assert inbound["status"] == "completed" and inbound["caller"] == "+15550007777"
                 assert outbound["callee"] == "+15550004444"
             code, err = await asyncio.to_thread(daemon.stop)
