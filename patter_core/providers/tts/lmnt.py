@@ -1,0 +1,105 @@
+"""LMNT TTS over its speech WebSocket (``/v1/ai/speech/stream``), one socket per utterance.
+
+LMNT takes the key in the first JSON message (``X-API-Key``) with voice and
+format; text follows, then ``flush`` and ``eof``. Audio arrives as binary
+frames, metadata and errors (``{"error": …}``) as JSON text frames, and the
+server closes normally once everything is sent. ``audio_format="ulaw"`` at
+8 kHz suits a Twilio line with no conversion. Barge-in drops the socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import aiohttp
+
+from patter_core.audio.formats import AudioFormat, Encoding
+from patter_core.providers.base import ProviderError
+from patter_core.providers.keys import resolve_key
+from patter_core.providers.tts import ws_stream
+
+DEFAULT_URL = "wss://api.lmnt.com"
+
+_ENCODINGS = {"pcm_s16le": Encoding.PCM16, "ulaw": Encoding.MULAW}
+_RATES = (8000, 16000, 24000)
+
+
+class LMNTTTS:
+    name = "lmnt"
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        voice: str = "leah",
+        model: str = "blizzard",
+        audio_format: str = "pcm_s16le",
+        sample_rate: int = 16000,
+        language: str = "en",
+        base_url: str = DEFAULT_URL,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 10.0,
+    ) -> None:
+        if audio_format not in _ENCODINGS:
+            raise ValueError(f"audio_format must be one of {sorted(_ENCODINGS)}")
+        if sample_rate not in _RATES:
+            raise ValueError(f"sample_rate must be one of {_RATES}")
+        if audio_format == "ulaw" and sample_rate != 8000:
+            raise ValueError("audio_format='ulaw' needs sample_rate=8000")
+        self._key = resolve_key(api_key, "LMNT_API_KEY", self.name)
+        self.voice = voice
+        self.model = model
+        self.audio_format = audio_format
+        self.sample_rate = sample_rate
+        self.language = language
+        self.base_url = base_url.rstrip("/")
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.characters = 0
+
+    @property
+    def output_format(self) -> AudioFormat:
+        return AudioFormat(_ENCODINGS[self.audio_format], self.sample_rate)
+
+    async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
+        if not text.strip():
+            return
+        ws = await ws_stream.connect(
+            self.name,
+            f"{self.base_url}/v1/ai/speech/stream",
+            headers={},
+            timeout=self.connect_timeout,
+        )
+        try:
+            setup: dict[str, Any] = {
+                "X-API-Key": self._key,
+                "voice": self.voice,
+                "model": self.model,
+                "format": self.audio_format,
+                "sample_rate": self.sample_rate,
+                "language": self.language,
+            }
+            for message in (setup, {"text": text}, {"flush": True}, {"eof": True}):
+                await ws_stream.send_json(self.name, ws, message, self.read_timeout)
+            self.characters += len(text)
+            while True:
+                msg = await ws_stream.receive(self.name, ws, timeout=self.read_timeout)
+                if msg.type is aiohttp.WSMsgType.BINARY:
+                    if msg.data:
+                        yield msg.data
+                elif msg.type is aiohttp.WSMsgType.TEXT:
+                    event = ws_stream.parse_object(msg.data)
+                    if "error" in event:
+                        raise ProviderError(self.name, str(event["error"])[:200])
+                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    if ws.close_code == 1000:  # normal close after eof: all audio sent
+                        return
+                    raise ws_stream.dropped(self.name, ws)
+                else:
+                    raise ws_stream.dropped(self.name, ws)
+        finally:
+            await ws_stream.close_quietly(ws)
+
+    async def close(self) -> None:
+        """Each utterance owns its socket; nothing is left open between them."""
