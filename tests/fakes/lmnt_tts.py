@@ -27,7 +27,11 @@ def lmnt_server() -> WsTTSFake:
                 await ws.close(code=1008)
                 return
             for i in range(CHUNKS):
-                if fake.mode == "drop" and i == 3:
+                if fake.mode in ("drop", "abort") and i == 3:
+                    if fake.mode == "abort":  # the TCP connection just goes away
+                        assert request.transport is not None
+                        request.transport.close()
+                        return
                     await ws.close(code=1011, message=b"internal")
                     return
                 if fake.mode == "stall" and i == 1:
@@ -48,7 +52,9 @@ def lmnt_server() -> WsTTSFake:
                 if setup is None:
                     setup = req
                     if req.get("X-API-Key") != fake.key:
-                        await ws.send_str(json.dumps({"error": "Invalid API key"}))
+                        # Echo the key back, as careless servers do: the client must mask it.
+                        bad = req.get("X-API-Key")
+                        await ws.send_str(json.dumps({"error": f"Invalid API key {bad}"}))
                         await ws.close(code=1008)
                         break
                 elif req.get("eof") and task is None:

@@ -31,7 +31,11 @@ def rime_server() -> WsTTSFake:
                 await ws.close()
                 return
             for i in range(CHUNKS):
-                if fake.mode == "drop" and i == 3:
+                if fake.mode in ("drop", "abort") and i == 3:
+                    if fake.mode == "abort":  # the TCP connection just goes away
+                        assert request.transport is not None
+                        request.transport.close()
+                        return
                     await ws.close(code=1011, message=b"upstream error")
                     return
                 if fake.mode == "stall" and i == 1:

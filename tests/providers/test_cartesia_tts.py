@@ -74,11 +74,12 @@ async def test_provider_error_is_typed_and_bad_key_is_not_echoed() -> None:
         assert info.value.status == 401 and "wrong-secret" not in str(info.value)
 
 
-async def test_drop_mid_stream_fails_cleanly_and_the_next_utterance_reconnects() -> None:
+@pytest.mark.parametrize("mode", ["drop", "abort"])
+async def test_drop_mid_stream_fails_cleanly_and_the_next_utterance_reconnects(mode: str) -> None:
     async with (fake := cartesia_server()):
         tts = make(fake)
         try:
-            fake.mode = "drop"
+            fake.mode = mode
             got = 0
             with pytest.raises(ProviderError, match="dropped") as info:
                 async for c in tts.synthesize("x"):

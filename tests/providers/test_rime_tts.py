@@ -51,9 +51,10 @@ async def test_provider_error_is_typed_and_bad_key_is_not_echoed() -> None:
         assert info.value.status == 401 and "wrong-secret" not in str(info.value)
 
 
-async def test_drop_mid_stream_is_a_retryable_error() -> None:
+@pytest.mark.parametrize("mode", ["drop", "abort"])
+async def test_drop_mid_stream_is_a_retryable_error(mode: str) -> None:
     async with (fake := rime_server()):
-        fake.mode = "drop"
+        fake.mode = mode
         got = 0
         with pytest.raises(ProviderError, match="dropped") as info:
             async for c in make(fake).synthesize("x"):

@@ -103,7 +103,7 @@ class CartesiaTTS:
                     return
                 elif kind == "error":
                     finished = True
-                    raise _error(self.name, item)
+                    raise _error(self.name, item, self._key)
         finally:
             self._contexts.pop(context_id, None)
             if not finished and not ws.closed:
@@ -162,7 +162,7 @@ class CartesiaTTS:
                 if queue is not None:
                     queue.put_nowait(frame)
                 elif frame.get("type") == "error" and not frame.get("context_id"):
-                    reason = _error(self.name, frame)
+                    reason = _error(self.name, frame, self._key)
             if reason is None:
                 reason = ws_stream.dropped(self.name, ws)
         except aiohttp.ClientError as exc:
@@ -192,11 +192,11 @@ class CartesiaTTS:
         await self._stop_reader()
 
 
-def _error(provider: str, frame: dict[str, Any]) -> ProviderError:
+def _error(provider: str, frame: dict[str, Any], key: str) -> ProviderError:
     status = frame.get("status_code")
     code = status if isinstance(status, int) else None
-    what = str(frame.get("title") or frame.get("error_code") or "error")
-    detail = str(frame.get("message") or frame.get("error") or "")[:200]
+    what = ws_stream.server_text(frame.get("title") or frame.get("error_code") or "error", key)
+    detail = ws_stream.server_text(frame.get("message") or frame.get("error") or "", key)
     return ProviderError(
         provider,
         f"{what}: {detail}" if detail else what,

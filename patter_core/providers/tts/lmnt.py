@@ -91,7 +91,9 @@ class LMNTTTS:
                 elif msg.type is aiohttp.WSMsgType.TEXT:
                     event = ws_stream.parse_object(msg.data)
                     if "error" in event:
-                        raise ProviderError(self.name, str(event["error"])[:200])
+                        raise ProviderError(
+                            self.name, ws_stream.server_text(event["error"], self._key)
+                        )
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
                     if ws.close_code == 1000:  # normal close after eof: all audio sent
                         return

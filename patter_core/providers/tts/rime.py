@@ -107,7 +107,7 @@ class RimeTTS:
                         return
                     elif kind == "error":
                         finished = True
-                        detail = str(event.get("message") or "error")[:200]
+                        detail = ws_stream.server_text(event.get("message") or "error", self._key)
                         raise ProviderError(self.name, detail)
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
                     if ws.close_code == 1000:  # normal close after eos: all audio sent

@@ -98,3 +98,9 @@ def b64_audio(provider: str, data: object) -> bytes:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ProviderError(provider, "malformed audio chunk") from exc
+
+
+def server_text(text: object, secret: str, limit: int = 200) -> str:
+    """A server-supplied message, cut short and with the key masked should it be echoed."""
+    out = str(text)[:limit]
+    return out.replace(secret, "***") if secret else out
