@@ -137,6 +137,7 @@ class CartesiaTTS:
                 f"{self.base_url}/tts/websocket",
                 headers={"X-API-Key": self._key, "Cartesia-Version": self.api_version},
                 timeout=self.connect_timeout,
+                heartbeat=20.0,
             )
             self._ws = ws
             self._reader = asyncio.create_task(self._read(ws), name="cartesia-tts-reader")

@@ -21,12 +21,18 @@ from patter_core.providers.http import shared_session
 
 
 async def connect(
-    provider: str, url: str, *, headers: dict[str, str], timeout: float
+    provider: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    timeout: float,
+    heartbeat: float | None = None,
 ) -> aiohttp.ClientWebSocketResponse:
-    """Open a WebSocket; a refused handshake keeps its HTTP status."""
+    """Open a WebSocket; a refused handshake keeps its HTTP status. ``heartbeat``
+    pings a long-lived socket so a dead peer is noticed between replies."""
     try:
         return await asyncio.wait_for(
-            shared_session().ws_connect(url, headers=headers, heartbeat=None, autoping=True),
+            shared_session().ws_connect(url, headers=headers, heartbeat=heartbeat, autoping=True),
             timeout=timeout,
         )
     except TimeoutError as exc:
