@@ -1,15 +1,39 @@
-"""Fake LMNT ``/v1/ai/speech/stream``: the key in the first message, binary audio,
-``{"error": …}`` text frames; closes normally after ``eof`` once all audio is out."""
+"""Fake LMNT ``/v1/ai/speech/stream`` (speech sessions, protocol version 2).
+
+The key comes in the first message; ``flush``/``reset``/``eof`` are commands
+with nonces, acked with ``{"complete": …, "nonce"}``. Audio goes out as binary
+frames; ``ulaw`` starts with a WAV header, as lmnt-python documents, split
+across the first two frames so the client must reassemble it. After ``eof``
+and the last audio the server closes normally. Errors are ``{"error": …}``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import struct
 
 from aiohttp import WSMsgType, web
 
 from tests.fakes.tts_ws import CHUNKS, PACE_S, WsTTSFake, chunk, chunk_bytes
+
+
+def ulaw_wav_header(sample_rate: int = 8000) -> bytes:
+    """RIFF/WAVE with fmt (G.711 μ-law, tag 7), fact and a streaming data chunk."""
+    fmt = struct.pack("<HHIIHHH", 7, 1, sample_rate, sample_rate, 1, 8, 0)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 0xFFFFFFFF)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"fact"
+        + struct.pack("<II", 4, 0)
+        + b"data"
+        + struct.pack("<I", 0xFFFFFFFF)
+    )
 
 
 def lmnt_server() -> WsTTSFake:
@@ -20,12 +44,16 @@ def lmnt_server() -> WsTTSFake:
         setup: dict[str, object] | None = None
         utterance = f"u{fake.seen.connections}"
         task: asyncio.Task[None] | None = None
+        flush_nonce = 0
 
-        async def speak(size: int) -> None:
+        async def speak(fmt: str, size: int) -> None:
             if fake.mode == "error":
                 await ws.send_str(json.dumps({"error": "voice not found"}))
                 await ws.close(code=1008)
                 return
+            header = ulaw_wav_header() if fmt == "ulaw" else b""
+            if header:
+                await ws.send_bytes(header[:20])
             for i in range(CHUNKS):
                 if fake.mode in ("drop", "abort") and i == 3:
                     if fake.mode == "abort":  # the TCP connection just goes away
@@ -36,10 +64,10 @@ def lmnt_server() -> WsTTSFake:
                     return
                 if fake.mode == "stall" and i == 1:
                     await asyncio.sleep(30)
-                await ws.send_bytes(chunk(i, size))
+                await ws.send_bytes((header[20:] if i == 0 else b"") + chunk(i, size))
                 fake.count(utterance)
                 await asyncio.sleep(PACE_S)
-            await ws.send_str(json.dumps({"durations": [], "buffer_empty": True}))
+            await ws.send_str(json.dumps({"complete": "flush", "nonce": flush_nonce}))
             await ws.close()
 
         try:
@@ -57,9 +85,18 @@ def lmnt_server() -> WsTTSFake:
                         await ws.send_str(json.dumps({"error": f"Invalid API key {bad}"}))
                         await ws.close(code=1008)
                         break
-                elif req.get("eof") and task is None:
-                    size = chunk_bytes(str(setup.get("format")), int(str(setup["sample_rate"])))
-                    task = asyncio.create_task(speak(size))
+                    continue
+                command = req.get("command")
+                if command == "flush":
+                    flush_nonce = int(req.get("nonce", 0))
+                elif command == "eof" and task is None:
+                    fmt = str(setup.get("format"))
+                    size = chunk_bytes(fmt, int(str(setup["sample_rate"])))
+                    task = asyncio.create_task(speak(fmt, size))
+                elif command == "reset" and task is not None and not task.done():
+                    task.cancel()
+                    fake.stop(utterance)
+                    await ws.send_str(json.dumps({"complete": "reset", "nonce": req.get("nonce")}))
         finally:
             if task is not None and not task.done():
                 task.cancel()

@@ -9,7 +9,7 @@ from patter_core.audio.formats import MULAW_8K, PCM16_16K, AudioFormat
 from patter_core.providers.base import ProviderError
 from patter_core.providers.tts import LMNTTTS
 from tests.fakes.lmnt_tts import lmnt_server
-from tests.fakes.tts_ws import CHUNKS, WsTTSFake
+from tests.fakes.tts_ws import CHUNKS, WsTTSFake, chunk
 
 
 def make(fake: WsTTSFake, key: str = "test-key", **kw: Any) -> LMNTTTS:
@@ -35,13 +35,22 @@ async def test_utterance_in_the_asked_format(
         assert setup == {
             "X-API-Key": "test-key",
             "voice": "lily",
+            "protocol_version": 2,
             "model": "blizzard",
             "format": audio_format,
-            "sample_rate": rate,
+            "sample_rate": str(rate),
             "language": "en",
         }
-        assert text == {"text": "Hello there."} and flush == {"flush": True}
-        assert eof == {"eof": True}
+        assert text == {"text": "Hello there."}
+        assert flush == {"command": "flush", "nonce": 1} and eof == {"command": "eof"}
+
+
+async def test_ulaw_wav_header_is_cut_off_so_the_line_gets_bare_g711() -> None:
+    async with (fake := lmnt_server()):
+        tts = make(fake, audio_format="ulaw", sample_rate=8000)
+        audio = b"".join([c async for c in tts.synthesize("Hi.")])
+        assert not audio.startswith(b"RIFF") and b"WAVE" not in audio
+        assert audio[:160] == chunk(0, 160) and len(audio) == CHUNKS * 160
 
 
 async def test_provider_error_is_typed_and_bad_key_is_not_echoed() -> None:
@@ -80,6 +89,7 @@ async def test_barge_in_hangs_up_and_stops_audio_at_once() -> None:
         async with asyncio.timeout(2):
             await fake.until(lambda seen: "u1" in fake.stopped and seen.disconnected)
         assert fake.sent["u1"] < CHUNKS
+        assert {"command": "reset", "nonce": 2} in fake.seen.bodies
 
 
 def test_options_are_checked_and_the_key_comes_from_the_environment(
@@ -96,3 +106,16 @@ def test_options_are_checked_and_the_key_comes_from_the_environment(
         LMNTTTS("k", audio_format="ulaw", sample_rate=16000)
     with pytest.raises(ValueError, match="sample_rate"):
         LMNTTTS("k", sample_rate=22050)
+
+
+def test_wav_header_split_byte_by_byte_and_bare_audio_passes() -> None:
+    from patter_core.providers.tts.lmnt import _WavHeader
+    from tests.fakes.lmnt_tts import ulaw_wav_header
+
+    cut = _WavHeader()
+    stream = ulaw_wav_header() + b"\x7f" * 10
+    assert b"".join(cut.strip("lmnt", stream[i : i + 1]) for i in range(len(stream))) == (
+        b"\x7f" * 10
+    )
+    bare = _WavHeader()
+    assert bare.strip("lmnt", b"\x01\x02") + bare.strip("lmnt", b"\x03") == b"\x01\x02\x03"

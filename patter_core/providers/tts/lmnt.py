@@ -1,14 +1,17 @@
-"""LMNT TTS over its speech WebSocket (``/v1/ai/speech/stream``), one socket per utterance.
+"""LMNT TTS over its speech-session WebSocket (``/v1/ai/speech/stream``), one socket per utterance.
 
 LMNT takes the key in the first JSON message (``X-API-Key``) with voice and
-format; text follows, then ``flush`` and ``eof``. Audio arrives as binary
-frames, metadata and errors (``{"error": …}``) as JSON text frames, and the
-server closes normally once everything is sent. ``audio_format="ulaw"`` at
-8 kHz suits a Twilio line with no conversion. Barge-in drops the socket.
+format (protocol version 2, as lmnt-python sends it); text follows, then the
+``flush`` and ``eof`` commands. Audio arrives as binary frames, acks and errors
+(``{"error": …}``) as JSON text frames, and the server closes once everything
+is sent. ``audio_format="ulaw"`` at 8 kHz suits a Twilio line with no
+conversion; LMNT puts a WAV header in front of it, which is cut off here.
+Barge-in sends ``reset`` and drops the socket.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -33,7 +36,7 @@ class LMNTTTS:
         api_key: str | None = None,
         *,
         voice: str = "leah",
-        model: str = "blizzard",
+        model: str | None = None,
         audio_format: str = "pcm_s16le",
         sample_rate: int = 16000,
         language: str = "en",
@@ -71,23 +74,29 @@ class LMNTTTS:
             headers={},
             timeout=self.connect_timeout,
         )
+        finished = False
         try:
             setup: dict[str, Any] = {
                 "X-API-Key": self._key,
                 "voice": self.voice,
-                "model": self.model,
+                "protocol_version": 2,
                 "format": self.audio_format,
-                "sample_rate": self.sample_rate,
+                "sample_rate": str(self.sample_rate),
                 "language": self.language,
             }
-            for message in (setup, {"text": text}, {"flush": True}, {"eof": True}):
+            if self.model:
+                setup["model"] = self.model
+            flush = {"command": "flush", "nonce": 1}
+            for message in (setup, {"text": text}, flush, {"command": "eof"}):
                 await ws_stream.send_json(self.name, ws, message, self.read_timeout)
             self.characters += len(text)
+            header = _WavHeader() if self.audio_format == "ulaw" else None
             while True:
                 msg = await ws_stream.receive(self.name, ws, timeout=self.read_timeout)
                 if msg.type is aiohttp.WSMsgType.BINARY:
-                    if msg.data:
-                        yield msg.data
+                    audio = header.strip(self.name, msg.data) if header else msg.data
+                    if audio:
+                        yield audio
                 elif msg.type is aiohttp.WSMsgType.TEXT:
                     event = ws_stream.parse_object(msg.data)
                     if "error" in event:
@@ -96,12 +105,54 @@ class LMNTTTS:
                         )
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
                     if ws.close_code == 1000:  # normal close after eof: all audio sent
+                        finished = True
                         return
                     raise ws_stream.dropped(self.name, ws)
                 else:
                     raise ws_stream.dropped(self.name, ws)
         finally:
+            if not finished and not ws.closed:  # barge-in: drop what LMNT has queued
+                with contextlib.suppress(ProviderError):
+                    await ws_stream.send_json(self.name, ws, {"command": "reset", "nonce": 2}, 1.0)
             await ws_stream.close_quietly(ws)
 
     async def close(self) -> None:
         """Each utterance owns its socket; nothing is left open between them."""
+
+
+class _WavHeader:
+    """Cuts the RIFF/WAVE header LMNT puts before ``ulaw`` audio, across frames:
+    everything up to and including the ``data`` chunk's header. A stream that
+    does not start with ``RIFF`` passes through untouched."""
+
+    _LIMIT = 4096  # a header longer than this is not one
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._done = False
+
+    def strip(self, provider: str, data: bytes) -> bytes:
+        if self._done:
+            return data
+        buf = self._buf + data
+        if len(buf) < 12:
+            if b"RIFF".startswith(buf[:4]):
+                self._buf = buf
+                return b""
+            return self._finish(buf)
+        if buf[:4] != b"RIFF" or buf[8:12] != b"WAVE":
+            return self._finish(buf)
+        pos = 12
+        while len(buf) >= pos + 8:
+            size = int.from_bytes(buf[pos + 4 : pos + 8], "little")
+            if buf[pos : pos + 4] == b"data":
+                return self._finish(buf[pos + 8 :])
+            pos += 8 + size + (size & 1)
+            if pos > self._LIMIT:
+                raise ProviderError(provider, "malformed WAV header in the audio stream")
+        self._buf = buf
+        return b""
+
+    def _finish(self, audio: bytes) -> bytes:
+        self._done, self._buf = True, b""
+        return audio
