@@ -39,6 +39,9 @@ def _tts(name: str, options: dict[str, Any]) -> Any:
         "local": tts.LocalTTS,
         "elevenlabs": tts.ElevenLabsTTS,
         "openai": tts.OpenAITTS,
+        "cartesia": tts.CartesiaTTS,
+        "rime": tts.RimeTTS,
+        "lmnt": tts.LMNTTTS,
     }
     return _pick("tts", classes, name)(**options)
 
