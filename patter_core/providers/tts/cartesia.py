@@ -44,7 +44,7 @@ class CartesiaTTS:
         language: str = "en",
         encoding: str = "pcm_s16le",
         sample_rate: int = 16000,
-        api_version: str = "2025-04-16",
+        api_version: str = "2026-03-01",
         base_url: str = DEFAULT_URL,
         connect_timeout: float = 10.0,
         read_timeout: float = 10.0,
