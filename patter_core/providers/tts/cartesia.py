@@ -44,7 +44,7 @@ class CartesiaTTS:
         language: str = "en",
         encoding: str = "pcm_s16le",
         sample_rate: int = 16000,
-        api_version: str = "2025-04-16",
+        api_version: str = "2026-03-01",
         base_url: str = DEFAULT_URL,
         connect_timeout: float = 10.0,
         read_timeout: float = 10.0,
@@ -92,7 +92,11 @@ class CartesiaTTS:
                     raise ProviderError(self.name, "audio stream stalled", retryable=True) from exc
                 if isinstance(item, ProviderError):
                     finished = True  # the socket is gone; nothing to cancel
-                    raise item
+                    # One reason is shared by every open utterance: raise a copy of it each.
+                    detail = str(item).removeprefix(f"{self.name}: ")
+                    raise ProviderError(
+                        self.name, detail, status=item.status, retryable=item.retryable
+                    ) from item
                 kind = item.get("type")
                 if kind == "chunk":
                     audio = ws_stream.b64_audio(self.name, item.get("data"))
@@ -109,7 +113,7 @@ class CartesiaTTS:
             if not finished and not ws.closed:
                 # Barge-in or a local failure: tell Cartesia to stop this context now.
                 with contextlib.suppress(ProviderError):
-                    await self._send(ws, {"context_id": context_id, "cancel": True})
+                    await self._send(ws, {"context_id": context_id, "cancel": True}, timeout=1.0)
 
     def _request(self, context_id: str, text: str) -> dict[str, Any]:
         return {
@@ -143,9 +147,20 @@ class CartesiaTTS:
             self._reader = asyncio.create_task(self._read(ws), name="cartesia-tts-reader")
             return ws
 
-    async def _send(self, ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any]) -> None:
-        async with self._sending:
-            await ws_stream.send_json(self.name, ws, message, self.connect_timeout)
+    async def _send(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        message: dict[str, Any],
+        timeout: float | None = None,
+    ) -> None:
+        """Frames from concurrent utterances go out whole, one at a time; the wait
+        for the turn counts against the same timeout."""
+        limit = timeout or self.connect_timeout
+        try:
+            async with asyncio.timeout(limit), self._sending:
+                await ws_stream.send_json(self.name, ws, message, limit)
+        except TimeoutError as exc:
+            raise ProviderError(self.name, "send timed out", retryable=True) from exc
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """Route frames by ``context_id``; on a drop, fail every open utterance.
