@@ -61,7 +61,7 @@ def parse_message(
     try:
         msg = json.loads(text)
         kind = msg["event"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # deep nesting: RecursionError
         stats["malformed"] += 1
         log.debug("call %s: malformed media message", call_id)
         return None

@@ -14,7 +14,8 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 1.0
 BATCH_MAX = 500
+BACKLOG_MAX = 50_000
 QUEUE_MAX = 200_000
 SWEEP_EVERY_N_CALLS = 50
 
@@ -66,8 +68,12 @@ class CallStore:
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._ended_since_sweep = 0
+        self._closing: dict[str, CallFiles] = {}
+        self._backlog: list[BaseEvent] = []
         self.written = 0
+        """Events the writer has handled (logged, or kept to retry)."""
         self.dropped = 0
+        self.write_errors = 0
         self._written_changed = asyncio.Condition()
 
     # --- lifecycle -----------------------------------------------------------
@@ -137,19 +143,56 @@ class CallStore:
         self._write_batch(list(events))
 
     def _write_batch(self, batch: list[BaseEvent]) -> None:
+        """Append ``batch`` to the logs, then fold it (and any backlog) into the index.
+
+        A full or failing disk loses nothing already written and never stops the
+        writer: log lines that could not be flushed stay buffered in their open
+        handle and go out with the next flush; events the index could not take are
+        kept (up to ``BACKLOG_MAX``) and applied again with the next batch, which
+        is safe because ``index.apply`` is an upsert.
+        """
         touched: set[str] = set()
-        with self._writer_db.conn:
-            for event in batch:
-                try:
-                    self._write_one(event)
-                    touched.add(event.call_id)
-                except OSError:
-                    log.exception("call %s: could not write event %s", event.call_id, event.seq)
+        for event in batch:
+            try:
+                self._log_one(event)
+                touched.add(event.call_id)
+            except OSError as exc:
+                self.write_errors += 1
+                log.error("call %s: could not log event %s: %s", event.call_id, event.seq, exc)
+        todo = [*self._backlog, *batch]
+        try:
+            with self._writer_db.conn:
+                for event in todo:
+                    self._index_one(event)
+            self._backlog = []
+        except (sqlite3.Error, OSError) as exc:
+            self.write_errors += 1
+            lost = max(len(todo) - BACKLOG_MAX, 0)
+            self._backlog = todo[lost:]
+            self.dropped += lost
+            log.error(
+                "store index write failed (%s); %d events kept to retry, %d dropped",
+                exc,
+                len(self._backlog),
+                lost,
+            )
         for call_id in touched:
             files = self._open.get(call_id)
             if files is not None:
-                files.flush()
+                self._try(files.flush, call_id)
+        for call_id, files in list(self._closing.items()):
+            if self._try(files.close, call_id):
+                del self._closing[call_id]
         self.written += len(batch)
+
+    def _try(self, action: Callable[[], None], call_id: str) -> bool:
+        try:
+            action()
+        except OSError as exc:
+            self.write_errors += 1
+            log.error("call %s: could not flush its logs (kept buffered): %s", call_id, exc)
+            return False
+        return True
 
     def _fields(self, event: BaseEvent) -> dict[str, Any]:
         return {
@@ -171,17 +214,14 @@ class CallStore:
             return self.root / str(row[0])
         return self.root / "calls" / event.ts.date().isoformat() / event.call_id
 
-    def _write_one(self, event: BaseEvent) -> None:
-        kind = getattr(event, "type", "")
-        folder = self._folder_for(event)
-        rel = str(folder.relative_to(self.root))
+    def _log_one(self, event: BaseEvent) -> None:
         files = self._open.get(event.call_id)
         if files is None:
-            files = CallFiles(folder)
+            files = CallFiles(self._folder_for(event))
             self._open[event.call_id] = files
         line = self._redacted(event).model_dump_json()
         files.events.write(line + "\n")
-        if kind == "transcript" and getattr(event, "final", True):
+        if getattr(event, "type", "") == "transcript" and getattr(event, "final", True):
             files.transcript.write(
                 json.dumps(
                     {
@@ -194,6 +234,11 @@ class CallStore:
                 )
                 + "\n"
             )
+
+    def _index_one(self, event: BaseEvent) -> None:
+        kind = getattr(event, "type", "")
+        folder = self._folder_for(event)
+        rel = str(folder.relative_to(self.root))
         # Only call.started carries the caller's details; the index row comes first so
         # that metadata.json, built from that row, has them from the call's start.
         index.apply(
@@ -203,8 +248,9 @@ class CallStore:
             self._write_metadata(event.call_id, folder, status="live")
         elif kind == "call.ended":
             self._write_metadata(event.call_id, folder, ended=event)
-            files.close()
-            self._open.pop(event.call_id, None)
+            files = self._open.pop(event.call_id, None)
+            if files is not None:
+                self._closing[event.call_id] = files
             self._ended_since_sweep += 1
             if self._ended_since_sweep >= SWEEP_EVERY_N_CALLS:
                 self._ended_since_sweep = 0
@@ -236,10 +282,19 @@ class CallStore:
         write_json_atomic(folder / "metadata.json", meta)
 
     def _close_all(self) -> None:
-        for files in self._open.values():
-            with contextlib.suppress(OSError):
+        if self._backlog:
+            self._write_batch([])  # one more try at what the index could not take
+        for call_id, files in [*self._open.items(), *self._closing.items()]:
+            try:
                 files.close()
+            except OSError as exc:
+                # Still no room: what is buffered now is lost; say so, and free the handles.
+                log.error("call %s: closing its logs failed, tail lost: %s", call_id, exc)
+                for fh in (files.events, files.transcript):
+                    with contextlib.suppress(OSError):
+                        fh.close()
         self._open.clear()
+        self._closing.clear()
 
     # --- start-up -------------------------------------------------------------------
 

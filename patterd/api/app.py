@@ -104,7 +104,7 @@ async def _body(request: web.Request, model: type[B]) -> B:
     raw = await request.read()
     try:
         data = json.loads(raw or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise web.HTTPBadRequest(text="request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text="request body must be a JSON object")

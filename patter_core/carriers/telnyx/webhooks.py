@@ -140,7 +140,7 @@ class TelnyxRoutes:
             )
         try:
             envelope = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             raise WebhookRejected(400, "body is not JSON") from None
         data = envelope.get("data") if isinstance(envelope, dict) else None
         if not isinstance(data, dict):
