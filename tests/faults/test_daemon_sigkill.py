@@ -13,8 +13,9 @@ import pytest
 
 from patter_core.testing import SimulatedTwilio, tone_mulaw
 from patterd.client import PatterClient
+from tests.support.daemon_calls import free_port, history, no_live, until
 from tests.support.fixtures import short_tmp_dir
-from tests.test_daemon_sdk import _daemon, _free_port, _history, _no_live, _until
+from tests.test_daemon_sdk import _daemon
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def short_tmp() -> Iterator[Path]:
 
 
 async def test_sigkill_mid_call_then_restart_records_interrupted_and_serves(short_tmp):
-    port = _free_port()
+    port = free_port()
     async with SimulatedTwilio() as sim:
         sim.server_url = f"http://127.0.0.1:{port}"
         daemon = _daemon(short_tmp, sim, port)
@@ -32,13 +33,13 @@ async def test_sigkill_mid_call_then_restart_records_interrupted_and_serves(shor
             async with PatterClient(daemon.socket_path) as client:
                 # One finished call: committed history that must survive the kill.
                 done = await sim.inbound_call(from_="+15550001111")
-                await _until(client.live_calls)
+                await until(client.live_calls)
                 await done.hangup()
-                await _until(lambda: _no_live(client))
-                finished = await _until(lambda: _history(client, 1))
+                await until(lambda: no_live(client))
+                finished = await until(lambda: history(client, 1))
                 # One call in progress when the daemon dies.
                 call = await sim.inbound_call(from_="+15550002222")
-                live = await _until(client.live_calls)
+                live = await until(client.live_calls)
                 killed_id = live[0].call_id
                 tone = tone_mulaw(440, 0.2)
                 call.say(tone)
@@ -64,13 +65,13 @@ async def test_sigkill_mid_call_then_restart_records_interrupted_and_serves(shor
                 assert kept.call["caller"] == "+15550001111"
                 # The restarted daemon serves the next call end to end.
                 nxt = await sim.inbound_call(from_="+15550003333")
-                await _until(client.live_calls)
+                await until(client.live_calls)
                 tone = tone_mulaw(440, 0.2)
                 nxt.say(tone)
                 await nxt.wait_heard(len(tone))
                 await nxt.hangup()
-                await _until(lambda: _no_live(client))
-                page = await _until(lambda: _history(client, 3))
+                await until(lambda: no_live(client))
+                page = await until(lambda: history(client, 3))
                 assert {c["status"] for c in page} == {"completed", "interrupted"}
             code, err = await asyncio.to_thread(again.stop)
             assert code == 0, err
