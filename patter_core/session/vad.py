@@ -10,12 +10,16 @@ model has not adapted to yet.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import webrtcvad
 
 from patter_core.audio.formats import AudioFormat, Encoding
+
+if TYPE_CHECKING:
+    from patter_core.session.config import AgentConfig
 
 VAD_RATES = (8000, 16000, 32000, 48000)
 FRAME_MS = 20
@@ -97,6 +101,23 @@ class VoiceDetector:
             self._t_ms += FRAME_MS
         self._pending = buf[usable:].copy()
         return out
+
+    async def afeed(self, payload: bytes, timestamp_ms: float | None = None) -> list[VadFrame]:
+        """``feed`` behind the interface Silero needs; webrtcvad is cheap enough inline."""
+        return self.feed(payload, timestamp_ms)
+
+
+class CallerVad(Protocol):
+    async def afeed(self, payload: bytes, timestamp_ms: float | None = None) -> list[VadFrame]: ...
+
+
+def make_detector(fmt: AudioFormat, agent: AgentConfig) -> CallerVad:
+    """The agent's chosen VAD for one call (Silero imports only when asked for)."""
+    if agent.vad == "silero":
+        from patter_core.session.silero import SileroDetector
+
+        return SileroDetector(fmt)
+    return VoiceDetector(fmt, aggressiveness=agent.vad_aggressiveness)
 
 
 @dataclass(frozen=True, slots=True)
