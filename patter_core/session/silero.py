@@ -53,8 +53,12 @@ class SileroModel:
     _shared: ClassVar[SileroModel | None] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, inline: bool = False) -> None:
+        """``inline`` runs each window on the caller's thread: fine for a few calls, and
+        deterministic for tests; the default batches across calls in a worker thread."""
         import onnxruntime as ort
+
+        self.inline = inline
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
@@ -82,6 +86,9 @@ class SileroModel:
 
     async def submit(self, window: Floats, state: Floats) -> tuple[float, Floats]:
         """Queue one call's window; windows from the same loop tick share one batched run."""
+        if self.inline:
+            probs, state = self.infer(window[np.newaxis, :], state)
+            return float(probs[0]), state
         loop = asyncio.get_running_loop()
         batcher = self._batchers.get(loop)
         if batcher is None:
