@@ -103,3 +103,17 @@ async def test_cough_while_agent_speaks_does_not_clear_with_silero() -> None:
     assert call.leg.clears == []
     assert call.events("barge_in") == []
     await call.end()
+
+
+async def test_wideband_wire_runs_at_16k_with_carried_remainder() -> None:
+    from patter_core.audio.formats import PCM16_16K
+
+    wire = tts_speech("Hello, could you tell me whether you are open on Sunday", rate=16000)
+    det = SileroDetector(PCM16_16K)
+    frames: list[VadFrame] = []
+    for i in range(0, len(wire), 640):  # 20 ms = 320 samples; windows take 512
+        frames += await det.afeed(wire[i : i + 640], i / 32)
+    assert len(wire) // 640 - 2 <= len(frames) <= len(wire) // 640
+    assert _voiced_share(frames) > 0.7
+    quiet, _ = await _run(SileroDetector(MULAW_8K), mulaw(silence(1000)))
+    assert not any(f.speech for f in quiet)

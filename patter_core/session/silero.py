@@ -6,7 +6,7 @@ ggml); inference runs on onnxruntime with one intra-op thread. One
 one (``SileroModel.shared()``) and each call keeps only its recurrent
 ``state`` (2x1x128 floats) and 64 context samples.
 
-A single 512-sample window costs ~130 µs of CPU, too much to run inline on the
+A single 32 ms window costs ~130 µs of CPU, too much to run inline on the
 event loop for 200 calls, so windows submitted in the same loop tick are
 batched across calls (state stacked on the batch axis) and run in one worker
 thread; batched, a window costs ~50 µs.
@@ -29,10 +29,8 @@ from patter_core.audio.formats import AudioFormat
 from patter_core.audio.resample import StreamResampler
 from patter_core.session.vad import FRAME_MS, VadFrame, to_pcm16
 
-RATE = 16000
-WINDOW = 512  # samples at 16 kHz, fixed by the v5 model
-CONTEXT = 64
-_STEP = RATE * FRAME_MS // 1000  # 320 samples per session frame
+# (window, context) samples the v5 model takes at each rate it supports; both are 32 ms.
+SHAPES = {8000: (256, 32), 16000: (512, 64)}
 
 Floats = npt.NDArray[np.float32]
 
@@ -66,9 +64,8 @@ class SileroModel:
         self._session = ort.InferenceSession(
             str(path or model_path()), providers=["CPUExecutionProvider"], sess_options=opts
         )
-        self._sr = np.array(RATE, dtype=np.int64)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="silero")
-        self._batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
+        self._batchers: dict[tuple[asyncio.AbstractEventLoop, int], _Batcher] = {}
 
     @classmethod
     def shared(cls) -> SileroModel:
@@ -77,22 +74,23 @@ class SileroModel:
                 cls._shared = cls()
             return cls._shared
 
-    def infer(self, windows: Floats, state: Floats) -> tuple[Floats, Floats]:
-        """Speech probabilities for ``(B, 576)`` inputs and the ``(2, B, 128)`` next state."""
-        out, new_state = self._session.run(None, {"input": windows, "state": state, "sr": self._sr})
+    def infer(self, windows: Floats, state: Floats, rate: int) -> tuple[Floats, Floats]:
+        """Speech probabilities for ``(B, context + window)`` inputs and the next state."""
+        sr = np.array(rate, dtype=np.int64)
+        out, new_state = self._session.run(None, {"input": windows, "state": state, "sr": sr})
         return np.asarray(out, dtype=np.float32).reshape(-1), np.asarray(
             new_state, dtype=np.float32
         )
 
-    async def submit(self, window: Floats, state: Floats) -> tuple[float, Floats]:
+    async def submit(self, window: Floats, state: Floats, rate: int) -> tuple[float, Floats]:
         """Queue one call's window; windows from the same loop tick share one batched run."""
         if self.inline:
-            probs, state = self.infer(window[np.newaxis, :], state)
+            probs, state = self.infer(window[np.newaxis, :], state, rate)
             return float(probs[0]), state
         loop = asyncio.get_running_loop()
-        batcher = self._batchers.get(loop)
+        batcher = self._batchers.get((loop, rate))
         if batcher is None:
-            batcher = self._batchers[loop] = _Batcher(self, loop)
+            batcher = self._batchers[loop, rate] = _Batcher(self, loop, rate)
         return await batcher.add(window, state)
 
 
@@ -100,6 +98,7 @@ class SileroModel:
 class _Batcher:
     model: SileroModel
     loop: asyncio.AbstractEventLoop
+    rate: int
     items: list[tuple[Floats, Floats, asyncio.Future[tuple[float, Floats]]]] = field(
         default_factory=list
     )
@@ -115,7 +114,9 @@ class _Batcher:
         items, self.items = self.items, []
         windows = np.stack([w for w, _, _ in items])
         state = np.concatenate([s for _, s, _ in items], axis=1)
-        job = self.loop.run_in_executor(self.model._pool, self.model.infer, windows, state)
+        job = self.loop.run_in_executor(
+            self.model._pool, self.model.infer, windows, state, self.rate
+        )
 
         def done(f: asyncio.Future[tuple[Floats, Floats]]) -> None:
             err = f.exception()
@@ -135,8 +136,10 @@ class _Batcher:
 class SileroDetector:
     """Per-call Silero state: 20 ms wire frames in, 20 ms ``VadFrame`` decisions out.
 
-    Wire audio is resampled to 16 kHz; 320-sample frames accumulate into
-    512-sample windows with the remainder carried. A frame is decided by the
+    8 kHz wire audio runs at 8 kHz (256-sample windows: half the CPU of 16 kHz,
+    and a phone line carries nothing above 4 kHz); other rates are resampled
+    to 16 kHz (512-sample windows). 20 ms frames accumulate into windows
+    with the remainder carried. A frame is decided by the
     first window that covers its end (so decisions lag by at most one window,
     32 ms), with hysteresis: speech starts at ``threshold`` and holds down
     to ``threshold - 0.15``, as Silero's own reference code does.
@@ -147,14 +150,17 @@ class SileroDetector:
     ) -> None:
         self._fmt = fmt
         self._model = model or SileroModel.shared()
-        self._resampler = StreamResampler(fmt.sample_rate, RATE)
+        self._rate = 8000 if fmt.sample_rate == 8000 else 16000
+        self._window, ctx = SHAPES[self._rate]
+        self._resampler = StreamResampler(fmt.sample_rate, self._rate)
         self._in_frame = fmt.sample_rate * FRAME_MS // 1000
+        self._step = self._rate * FRAME_MS // 1000
         self._state: Floats = np.zeros((2, 1, 128), dtype=np.float32)
-        self._context: Floats = np.zeros(CONTEXT, dtype=np.float32)
+        self._context: Floats = np.zeros(ctx, dtype=np.float32)
         self._pending: Floats = np.zeros(0, dtype=np.float32)
         self._in_carry = 0  # wire samples not yet making a whole 20 ms frame
-        self._next_end = _STEP  # 16 kHz sample index where the next frame ends
-        self._consumed = 0  # 16 kHz samples already run through the model
+        self._next_end = self._step  # model-rate sample index where the next frame ends
+        self._consumed = 0  # model-rate samples already run through the model
         self._frames: deque[tuple[float, int]] = deque()  # (t_ms, end) awaiting a decision
         self._t_ms: float | None = None
         self._speech = False
@@ -170,16 +176,17 @@ class SileroDetector:
             self._in_carry -= self._in_frame
             self._frames.append((self._t_ms, self._next_end))
             self._t_ms += FRAME_MS
-            self._next_end += _STEP
+            self._next_end += self._step
         pcm = self._resampler.process(wire)
         self._pending = np.concatenate((self._pending, pcm.astype(np.float32) / 32768.0))
         out: list[VadFrame] = []
-        while len(self._pending) >= WINDOW:
-            window = np.concatenate((self._context, self._pending[:WINDOW]))
-            self._context = self._pending[WINDOW - CONTEXT : WINDOW].copy()
-            self._pending = self._pending[WINDOW:]
-            prob, self._state = await self._model.submit(window, self._state)
-            self._consumed += WINDOW
+        w, ctx = self._window, len(self._context)
+        while len(self._pending) >= w:
+            window = np.concatenate((self._context, self._pending[:w]))
+            self._context = self._pending[w - ctx : w].copy()
+            self._pending = self._pending[w:]
+            prob, self._state = await self._model.submit(window, self._state, self._rate)
+            self._consumed += w
             self.last_prob = prob
             limit = self.threshold - 0.15 if self._speech else self.threshold
             self._speech = prob >= limit
