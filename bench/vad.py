@@ -41,6 +41,7 @@ SENTENCES = (
 )
 
 Pcm = npt.NDArray[np.float64]
+Floats = npt.NDArray[np.float32]
 Factory = Callable[[], CallerVad]
 
 
@@ -76,6 +77,36 @@ async def _cpu(factory: Factory, wire: bytes) -> float:
             await asyncio.gather(*(c.afeed(chunk) for c in calls))
         best = min(best, time.process_time() - start)
     return best
+
+
+async def _staggered(factory: Factory, wire: bytes) -> tuple[float, float]:
+    """Real time: each call sends its 20 ms frames at its own random phase, as calls do."""
+    rng = np.random.default_rng(1)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + 0.05
+    sizes: list[int] = []
+
+    async def call(phase: float) -> None:
+        det = factory()
+        for k, off in enumerate(range(0, len(wire), 160)):
+            delay = t0 + phase + k * 0.02 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await det.afeed(wire[off : off + 160])
+
+    model = SileroModel.shared()
+    orig = model.infer
+
+    def counting(windows: Floats, state: Floats, rate: int) -> tuple[Floats, Floats]:
+        sizes.append(len(windows))
+        return orig(windows, state, rate)
+
+    model.infer = counting  # type: ignore[method-assign]
+    start = time.process_time()
+    await asyncio.gather(*(call(float(rng.uniform(0, 0.02))) for _ in range(CALLS)))
+    cpu = time.process_time() - start
+    del model.infer
+    return cpu, (float(np.mean(sizes)) if sizes else 0.0)
 
 
 def _memory() -> None:
@@ -177,6 +208,15 @@ async def amain() -> None:
         print(
             f"{name}: {cpu / frames * 1e6:.1f} µs per 20 ms frame, "
             f"{CALLS} calls = {cpu / SECONDS * 100:.1f}% of one core"
+        )
+    print(f"\nreal time, {CALLS} calls at random phases ({SECONDS} s wall, one run):")
+    base, _ = await _staggered(_Null, wire)
+    for name in ("webrtc", "silero (batched, worker thread)"):
+        cpu, batch = await _staggered(factories[name], wire)
+        extra = f", mean batch {batch:.0f} windows" if batch else ""
+        print(
+            f"{name}: {(cpu - base) / SECONDS * 100:.1f}% of one core "
+            f"(harness {base / SECONDS * 100:.1f}% subtracted){extra}"
         )
     print()
     _memory()

@@ -96,21 +96,34 @@ class SileroModel:
 
 @dataclass(slots=True)
 class _Batcher:
+    """One run in flight at a time; windows arriving meanwhile wait and go in the next run.
+
+    So batches grow with load: at 200 calls many windows pile up during one
+    run, while a lone call still gets its window run on the next loop tick.
+    """
+
     model: SileroModel
     loop: asyncio.AbstractEventLoop
     rate: int
     items: list[tuple[Floats, Floats, asyncio.Future[tuple[float, Floats]]]] = field(
         default_factory=list
     )
+    busy: bool = False
+    scheduled: bool = False
 
     def add(self, window: Floats, state: Floats) -> asyncio.Future[tuple[float, Floats]]:
         fut: asyncio.Future[tuple[float, Floats]] = self.loop.create_future()
-        if not self.items:
-            self.loop.call_soon(self._flush)
         self.items.append((window, state, fut))
+        if not self.busy and not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._flush)
         return fut
 
     def _flush(self) -> None:
+        self.scheduled = False
+        if self.busy or not self.items:
+            return
+        self.busy = True
         items, self.items = self.items, []
         windows = np.stack([w for w, _, _ in items])
         state = np.concatenate([s for _, s, _ in items], axis=1)
@@ -119,6 +132,9 @@ class _Batcher:
         )
 
         def done(f: asyncio.Future[tuple[Floats, Floats]]) -> None:
+            self.busy = False
+            if self.items:
+                self._flush()
             err = f.exception()
             if err is not None:
                 for _, _, fut in items:
