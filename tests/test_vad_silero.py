@@ -117,3 +117,17 @@ async def test_wideband_wire_runs_at_16k_with_carried_remainder() -> None:
     assert _voiced_share(frames) > 0.7
     quiet, _ = await _run(SileroDetector(MULAW_8K), mulaw(silence(1000)))
     assert not any(f.speech for f in quiet)
+
+
+def test_agent_selects_vad_and_rejects_unknown() -> None:
+    from patter_core.agent import Agent
+    from patter_core.pricing import Pricing
+    from patter_core.session.vad import VoiceDetector, make_detector
+
+    cfg = Agent(engine=object(), vad="silero").session_config(pricing=Pricing())
+    assert cfg.vad == "silero"
+    assert isinstance(make_detector(MULAW_8K, cfg), SileroDetector)
+    default = Agent(engine=object()).session_config(pricing=Pricing())
+    assert isinstance(make_detector(MULAW_8K, default), VoiceDetector)
+    with pytest.raises(ValueError, match="vad must be"):
+        Agent(engine=object(), vad="neural")  # type: ignore[arg-type]
