@@ -11,7 +11,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 from patter_core.brain import Brain
 from patter_core.guardrails import Guardrail
 from patter_core.pricing import Pricing
-from patter_core.session.config import AgentConfig
+from patter_core.session.config import AgentConfig, VadKind
 from patter_core.session.interruption import InterruptionPolicy
 from patter_core.tools import Tool
 
@@ -38,6 +38,7 @@ class Agent:
     guardrails: list[Guardrail] = field(default_factory=list)
     barge_in_threshold_ms: int = 300
     interruption: InterruptionPolicy | None = None
+    vad: VadKind = "webrtc"
     name: str = "agent"
 
     def __post_init__(self) -> None:
@@ -50,6 +51,8 @@ class Agent:
             raise ValueError("pipeline mode needs both stt= and tts= (and llm= or on_message)")
         if self.barge_in_threshold_ms < 0:
             raise ValueError("barge_in_threshold_ms must be 0 or more")
+        if self.vad not in ("webrtc", "silero"):
+            raise ValueError(f'vad must be "webrtc" or "silero", got {self.vad!r}')
         names = [t.name for t in self.tools]
         if len(set(names)) != len(names):
             raise ValueError(f"tool names must be unique, got {names}")
@@ -78,6 +81,7 @@ class Agent:
             policy=self.policy(),
             voicemail_message=voicemail_message,
             pricing=pricing,
+            vad=self.vad,
             name=self.name,
         )
 

@@ -29,7 +29,7 @@ from patter_core.pricing import Pricing
 from patter_core.server.app import CarrierRoutes, PatterServer, ServerConfig
 from patter_core.server.registry import CallRecord
 from patter_core.session.callbacks import Callback, CallbackRunner
-from patter_core.session.config import CallInfo
+from patter_core.session.config import CallInfo, VadKind
 from patter_core.session.session import CallSession
 from patter_core.store import CallStore, resolve_root
 from patter_core.tools import Tool
@@ -134,6 +134,7 @@ class Patter:
         tools: list[Tool] | None = None,
         guardrails: list[Guardrail] | None = None,
         barge_in_threshold_ms: int = 300,
+        vad: VadKind = "webrtc",
         name: str = "agent",
     ) -> Agent:
         return Agent(
@@ -147,6 +148,7 @@ class Patter:
             tools=list(tools or []),
             guardrails=list(guardrails or []),
             barge_in_threshold_ms=barge_in_threshold_ms,
+            vad=vad,
             name=name,
         )
 

@@ -1,11 +1,10 @@
 """Default prices (USD) and the arithmetic that turns usage units into cost.
 
-Figures are list prices for US usage as published on each vendor's pricing
-page, noted 2025-06 (Twilio Programmable Voice US local numbers; Telnyx Voice
-API US; Deepgram Nova-3 streaming pay-as-you-go; OpenAI gpt-4o-mini text and
-gpt-4o-realtime-preview audio/text tokens; ElevenLabs Flash/Turbo API
-overage; OpenAI tts-1). Vendors change prices and negotiate discounts, so
-treat these as defaults: override any of them with ``pricing={...}``.
+Figures are list prices for US usage, first written 2025-06 and checked
+against stored copies of vendor pages on 2026-12-01; ``PRICE_SOURCES``
+records, per rate, whether a vendor page confirmed it, where from, and when.
+Vendors change prices and negotiate discounts, so treat these as defaults:
+override any of them with ``pricing={...}``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,8 @@ from dataclasses import dataclass, fields, replace
 
 from patter_core.events import CostParts
 
-PRICES_AS_OF = "2025-06"
+PRICES_AS_OF = "2025-06"  # when the table was written; PRICE_SOURCES says what was checked
+PRICES_CHECKED = "2026-12-01"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,50 @@ class Pricing:
         if unknown:
             raise ValueError(f"unknown pricing keys {unknown}; known: {sorted(known)}")
         return replace(base, **{k: float(v) for k, v in overrides.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSource:
+    """Where a default rate comes from, so a stale one is visible rather than trusted."""
+
+    confirmed: bool  # a vendor page stated this figure
+    source: str
+    checked: str = PRICES_CHECKED
+
+
+_OPENAI_RT = (
+    "developers.openai.com/api/docs/models/gpt-4o-realtime-preview (model shown as shut down)"
+)
+_SECONDARY_4O_MINI = (
+    "unconfirmed: vendor page not in the corpus; secondary price lists agree "
+    "(ai.cloudprice.net citing openai_pricing 2026-06-20, openrouter.ai, docs.venice.ai)"
+)
+PRICE_SOURCES: dict[str, PriceSource] = {
+    "carrier_per_minute": PriceSource(
+        True, "support.twilio.com 'How Volume Pricing works': inbound local $0.0085/min (undated)"
+    ),
+    "carrier_outbound_per_minute": PriceSource(
+        False,
+        "unconfirmed: the same Twilio article's example uses $0.013/min outbound (undated); "
+        "twilio.com/en-us/voice/pricing/us not in the corpus; kept at $0.014",
+    ),
+    "stt_per_minute": PriceSource(
+        False,
+        "unconfirmed, likely stale: deepgram.com/pricing not in the corpus; two secondary "
+        "datasets citing it give Nova-3 monolingual streaming pay-as-you-go $0.0048/min "
+        "(hail-hq/hail costs/stt.json 2026-05-05; D3velop open-gauntlet asr.json 2026-08-01)",
+    ),
+    "llm_input_per_million": PriceSource(False, _SECONDARY_4O_MINI),
+    "llm_output_per_million": PriceSource(False, _SECONDARY_4O_MINI),
+    "llm_cached_input_per_million": PriceSource(False, _SECONDARY_4O_MINI),
+    "tts_per_thousand_chars": PriceSource(
+        True, "developers.openai.com/api/docs/models/tts-1: $15.00 / 1M characters"
+    ),
+    "realtime_audio_input_per_million": PriceSource(True, _OPENAI_RT),
+    "realtime_audio_output_per_million": PriceSource(True, _OPENAI_RT),
+    "realtime_text_input_per_million": PriceSource(True, _OPENAI_RT),
+    "realtime_text_output_per_million": PriceSource(True, _OPENAI_RT),
+}
 
 
 # Usage keys a brain reports in ``ResponseDone.usage``.

@@ -11,6 +11,8 @@ from patter_core.pricing import Pricing
 from patter_core.session.interruption import InterruptionPolicy
 from patter_core.tools import Tool
 
+VadKind = Literal["webrtc", "silero"]
+
 
 class CallControls(Protocol):
     """Carrier actions for one call; the server implements them with ``CarrierControl``."""
@@ -34,6 +36,7 @@ class AgentConfig:
     greet_before_amd: bool = True
     pricing: Pricing = field(default_factory=Pricing)
     mark_every_ms: int = 100
+    vad: VadKind = "webrtc"
     vad_aggressiveness: int = 2
     end_call_timeout_s: float = 10.0
     goodbye_wait_s: float = 3.0

@@ -66,7 +66,7 @@ from patter_core.session.vad import (
     SpeechStarted,
     SpeechSustained,
     SpeechTracker,
-    VoiceDetector,
+    make_detector,
 )
 from patter_core.tools import (
     E164,
@@ -164,7 +164,7 @@ class CallSession:
         self._to_wire = converter_factory(brain.output_format, wire)
         self._wire = wire
         self.ledger = PlaybackLedger(wire, clock=clock)
-        self._vad = VoiceDetector(wire, aggressiveness=agent.vad_aggressiveness)
+        self._vad = make_detector(wire, agent)
         self._speech = SpeechTracker(threshold_ms=agent.policy.min_speech_ms)
         self._tools: dict[str, Tool] = {t.name: t for t in agent.tools}
         self._specs = tool_specs(agent.tools)
@@ -672,7 +672,7 @@ class CallSession:
     async def _on_caller_audio(self, ev: LegAudio) -> None:
         if not self._machine:
             await self.brain.push_audio(self._to_brain.convert(ev.payload))
-        for frame in self._vad.feed(ev.payload, ev.timestamp_ms):
+        for frame in await self._vad.afeed(ev.payload, ev.timestamp_ms):
             self._caller_t_ms = frame.t_ms + 20
             for sev in self._speech.update(frame):
                 await self._on_speech(sev)

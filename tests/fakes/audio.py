@@ -43,3 +43,41 @@ def mulaw(pcm: bytes) -> bytes:
     left, right = _SORTED[idx - 1], _SORTED[idx]
     idx = np.where(x - left <= right - x, idx - 1, idx)
     return _ORDER[idx].astype(np.uint8).tobytes()
+
+
+def tts_speech(text: str, *, rate: int = RATE, wpm: int = 160) -> bytes:
+    """Real synthesised speech (eSpeak NG through LocalTTS), PCM16 LE at ``rate``.
+
+    Neural VADs ignore the harmonic stand-in above, so they are tested on this.
+    """
+    import asyncio
+
+    from patter_core.audio.resample import StreamResampler
+    from patter_core.providers.tts.local import LocalTTS
+
+    async def run() -> bytes:
+        tts = LocalTTS(words_per_minute=wpm)
+        return b"".join([c async for c in tts.synthesize(text)])
+
+    raw = asyncio.run(run()) if not _loop_running() else _in_thread(run)
+    pcm = np.frombuffer(raw, dtype="<i2")
+    out = StreamResampler(LocalTTS().output_format.sample_rate, rate).process(pcm)
+    return out.astype("<i2").tobytes()
+
+
+def _loop_running() -> bool:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _in_thread(fn):  # type: ignore[no-untyped-def]
+    import asyncio
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(fn())).result()
