@@ -148,6 +148,11 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
+def _when(value: Any) -> str:
+    """An ISO timestamp as ``YYYY-MM-DD HH:MM:SS`` (UTC, as stored)."""
+    return str(value)[:19].replace("T", " ") if value else "–"
+
+
 def _fmt(value: Any, digits: int = 2) -> str:
     if value is None or value == "":
         return "–"
@@ -175,7 +180,7 @@ def render_calls(calls: list[dict[str, Any]]) -> str:
     rows = "".join(
         f'<tr data-call-id="{escape(c["call_id"])}" class="{escape(str(c.get("status")))}">'
         f'<td><a href="/dashboard/calls/{escape(c["call_id"])}">{escape(c["call_id"])}</a></td>'
-        f"<td>{escape(_fmt(c.get('started_at')))}</td>"
+        f"<td>{escape(_when(c.get('started_at')))}</td>"
         f"<td>{escape(_fmt(c.get('direction')))}</td>"
         f"<td>{escape(_fmt(c.get('caller')))}</td>"
         f"<td>{escape(_fmt(c.get('callee')))}</td>"
@@ -198,7 +203,8 @@ def render_calls(calls: list[dict[str, Any]]) -> str:
 def render_call(call: dict[str, Any]) -> str:
     cid = escape(call["call_id"])
     facts = "".join(
-        f"<dt>{escape(label)}</dt><dd data-field='{key}'>{escape(_fmt(call.get(key)))}</dd>"
+        f"<dt>{escape(label)}</dt><dd data-field='{key}'>"
+        f"{escape(_when(call.get(key)) if key == 'started_at' else _fmt(call.get(key)))}</dd>"
         for label, key in (
             ("Status", "status"),
             ("Reason", "reason"),

@@ -11,9 +11,12 @@ function cell(row, text) {
 
 function fmt(value, digits) {
   if (value === null || value === undefined || value === "") return "–";
-  if (typeof value === "number" && digits !== undefined && !Number.isInteger(value)) return value.toFixed(digits);
   if (typeof value === "number" && digits !== undefined) return value.toFixed(digits);
   return String(value);
+}
+
+function when(value) {
+  return value ? String(value).slice(0, 19).replace("T", " ") : "–";
 }
 
 async function getJSON(url) {
@@ -33,7 +36,7 @@ async function refreshCalls() {
     a.href = "/dashboard/calls/" + encodeURIComponent(c.call_id);
     a.textContent = c.call_id;
     cell(tr, "").appendChild(a);
-    cell(tr, fmt(c.started_at));
+    cell(tr, when(c.started_at));
     cell(tr, fmt(c.direction));
     cell(tr, fmt(c.caller));
     cell(tr, fmt(c.callee));
@@ -51,7 +54,8 @@ async function refreshCall(callId) {
   const c = await getJSON("/dashboard/api/calls/" + encodeURIComponent(callId));
   for (const dd of document.querySelectorAll("#facts dd[data-field]")) {
     const key = dd.dataset.field;
-    dd.textContent = fmt(c[key], key === "cost_total" ? 4 : key === "duration_s" ? 2 : undefined);
+    if (key === "started_at") dd.textContent = when(c[key]);
+    else dd.textContent = fmt(c[key], key === "cost_total" ? 4 : key === "duration_s" ? 2 : undefined);
   }
   const lines = (c.transcript || []).map((t) => {
     const li = document.createElement("li");
