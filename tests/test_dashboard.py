@@ -258,3 +258,32 @@ async def test_history_comes_from_the_store(tmp_path):
         assert dash.call("../etc/passwd") is None
     finally:
         store.close()
+
+
+async def test_dashboard_false_serves_nothing():
+    async with twilio_rig(serve_kwargs={"dashboard": False}) as rig:
+        status, _, _ = await get(rig, "/dashboard/api/calls")
+        assert status == 404
+
+
+async def test_totals_page_draws_a_bar_per_day_and_logout_ends_the_session():
+    async with twilio_rig(serve_kwargs={"dashboard_token": TOKEN}) as rig:
+        await a_call(rig, "hello")
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+
+        async def drawn() -> Any:
+            _, body, _ = await get(rig, "/dashboard/totals", auth)
+            return body if "<rect" in body else None
+
+        body = await eventually(drawn)
+        assert body.count("<rect") == 1 and "1 calls" in body
+        async with aiohttp.ClientSession() as http:
+            url = base(rig) + "/dashboard/login"
+            async with http.post(url, data={"token": TOKEN}, allow_redirects=False) as resp:
+                sid = resp.headers["Set-Cookie"].split(";", 1)[0]
+            async with http.post(
+                base(rig) + "/dashboard/logout", headers={"Cookie": sid}, allow_redirects=False
+            ) as resp:
+                assert resp.status == 303
+        status, _, _ = await get(rig, "/dashboard/api/calls", {"Cookie": sid})
+        assert status == 401
