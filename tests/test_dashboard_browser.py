@@ -78,3 +78,34 @@ async def test_dashboard_shows_a_live_call_and_its_transcript_as_text():
             await page.evaluate("document.querySelector('[data-field=status]').textContent")
             == "completed"
         )
+
+
+async def test_login_form_gives_the_browser_a_session_that_the_live_stream_accepts():
+    token = "browser-Token-9876543210"
+    async with (
+        twilio_rig(serve_kwargs={"dashboard_token": token}) as rig,
+        chromium_page() as page,
+    ):
+        assert rig.phone.server is not None
+        base = f"http://127.0.0.1:{rig.phone.server.port}/dashboard"
+        await page.send("Page.navigate", url=base)
+        await page.wait_for("location.pathname === '/dashboard/login'")
+        await page.wait_for("document.querySelector('input[name=token]') !== null")
+        await page.evaluate(
+            f"document.querySelector('input[name=token]').value = {json.dumps(token)};"
+            "document.querySelector('form').submit()"
+        )
+        await page.wait_for(
+            "location.pathname === '/dashboard' && !!document.getElementById('calls')"
+        )
+        assert token not in await page.evaluate("location.href")
+        assert await page.evaluate("document.cookie") == "", "the session cookie is HttpOnly"
+        await page.wait_for("document.getElementById('live').classList.contains('on')")
+        call = await rig.sim.inbound_call()
+        started = await rig.next_event("call.started")
+        await page.wait_for(
+            "[...document.querySelectorAll('#calls tbody tr')]"
+            f".some((r) => r.dataset.callId === {json.dumps(started.call_id)})"
+        )
+        await call.hangup()
+        await rig.next_event("call.ended")

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 HEARTBEAT_S = 15.0
+MAX_STREAMS = 32
 MEMORY_CALLS = 500
 MEMORY_LINES = 2000
 CSV_COLUMNS = (
@@ -321,8 +322,6 @@ class Dashboard:
     # --- wiring --------------------------------------------------------------------
 
     def install(self, app: web.Application) -> None:
-        # Subscribe now, before the server starts, so no call.started is missed.
-        self._feed = self.bus.subscribe(maxsize=10_000, name="dashboard")
         guarded: list[tuple[str, Handler]] = [
             ("/dashboard", self._calls_page),
             ("/dashboard/", self._calls_page),
@@ -345,8 +344,9 @@ class Dashboard:
         app.on_shutdown.append(self._on_shutdown)
 
     async def _on_startup(self, app: web.Application) -> None:
-        if self._feed is not None:
-            self._task = asyncio.create_task(self._fold(self._feed), name="dashboard-feed")
+        # Runs in runner.setup(), before the socket listens: no call.started is missed.
+        self._feed = self.bus.subscribe(maxsize=10_000, name="dashboard")
+        self._task = asyncio.create_task(self._fold(self._feed), name="dashboard-feed")
 
     async def _on_shutdown(self, app: web.Application) -> None:
         """Close the feed and every SSE stream so the server's drain does not wait on them."""
@@ -523,6 +523,8 @@ class Dashboard:
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: every bus event as JSON; a comment line as heartbeat."""
+        if len(self._streams) >= MAX_STREAMS:
+            return web.json_response({"error": "too many open event streams"}, status=503)
         sub = self.bus.subscribe(maxsize=500, name="dashboard-sse")
         self._streams.add(sub)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", **SECURITY_HEADERS})
