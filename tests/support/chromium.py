@@ -11,8 +11,10 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -103,7 +105,8 @@ async def chromium_page(width: int = 1200, height: int = 800) -> AsyncIterator[P
     exe = executable()
     if exe is None:
         raise RuntimeError("chromium is not installed")
-    with tempfile.TemporaryDirectory(prefix="patter-chromium-") as tmp:
+    # Chromium's helpers can outlive the browser for a moment: tolerate a busy profile.
+    with tempfile.TemporaryDirectory(prefix="patter-chromium-", ignore_cleanup_errors=True) as tmp:
         log_path = Path(tmp) / "stderr.log"
         with log_path.open("wb") as log_file:
             proc = await asyncio.create_subprocess_exec(
@@ -124,6 +127,7 @@ async def chromium_page(width: int = 1200, height: int = 800) -> AsyncIterator[P
                 "about:blank",
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log_file,
+                start_new_session=True,  # its own group: the helpers go with it
             )
         try:
             port = await _devtools_port(log_path, proc)
@@ -142,13 +146,20 @@ async def chromium_page(width: int = 1200, height: int = 800) -> AsyncIterator[P
                 finally:
                     await page.close()
         finally:
-            if proc.returncode is None:
-                proc.terminate()
-                try:
-                    await asyncio.wait_for(proc.wait(), 10)
-                except TimeoutError:
-                    proc.kill()
-                    await asyncio.wait_for(proc.wait(), 10)
+            await _stop(proc)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """End the browser and its helpers (the process group it leads), then reap it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+            break
+        except TimeoutError:
+            continue
+    await asyncio.sleep(0.2)  # let the helpers finish dying before the profile is removed
 
 
 async def _devtools_port(log_path: Path, proc: asyncio.subprocess.Process) -> int:
