@@ -23,6 +23,7 @@ from patter_core.carriers.telnyx import Carrier as TelnyxCarrier
 from patter_core.carriers.telnyx import TelnyxControl, TelnyxRoutes
 from patter_core.carriers.twilio import Carrier as TwilioCarrier
 from patter_core.carriers.twilio import TwilioControl, TwilioRoutes
+from patter_core.dashboard import Dashboard, DashboardAuth, check_bind
 from patter_core.events import CallEnded, CallStarted
 from patter_core.guardrails import Guardrail
 from patter_core.pricing import Pricing
@@ -182,8 +183,14 @@ class Patter:
         dashboard: bool = True,
         dashboard_token: str = "",
         tunnel: CloudflareTunnel | Static | bool | None = None,
+        dashboard_allow_open: bool = False,
     ) -> None:
-        """Answer calls with ``agent`` until ``disconnect()``; blocks meanwhile."""
+        """Answer calls with ``agent`` until ``disconnect()``; blocks meanwhile.
+
+        ``dashboard`` serves ``/dashboard`` on the same port; without
+        ``dashboard_token`` it answers only requests addressed to loopback, and a
+        non-loopback bind is refused unless ``dashboard_allow_open=True``.
+        """
         ready = self.ready
         try:
             if port != 0:
@@ -202,7 +209,8 @@ class Patter:
             }
             self._stop = asyncio.Event()
             self._open_store()
-            host = await self._start(port, tunnel or self.tunnel)
+            dash = DashboardAuth(dashboard_token, allow_open=dashboard_allow_open)
+            host = await self._start(port, tunnel or self.tunnel, dash if dashboard else None)
             runner = CallbackRunner(
                 self.bus,
                 on_call_start=on_call_start,
@@ -224,7 +232,15 @@ class Patter:
             runner.close()
             await self._shutdown()
 
-    async def _start(self, port: int, tunnel: CloudflareTunnel | Static | bool | None) -> str:
+    async def _start(
+        self,
+        port: int,
+        tunnel: CloudflareTunnel | Static | bool | None,
+        dashboard: DashboardAuth | None = None,
+    ) -> str:
+        bind = self.bind_host or ServerConfig().host
+        if dashboard is not None:
+            check_bind(bind, dashboard)
         public = self.webhook_url
         if tunnel:
             self._tunnel = CloudflareTunnel() if tunnel is True else tunnel
@@ -242,6 +258,8 @@ class Patter:
         if self.bind_host:
             config.host = self.bind_host
         self.server = PatterServer(config, self.bus, on_stream=self._on_stream, carriers=carriers)
+        if dashboard is not None:
+            Dashboard(self.bus, lambda: self.store, dashboard).install(self.server.app)
         await self.server.start()
         if self._control is not None and public:
             hook = f"https://{public}/webhooks/{self._control.name}/voice"

@@ -17,6 +17,7 @@ from patter_core import EchoEngine, Guardrail, Patter, Telnyx, Tool, Twilio
 from patter_core.agent import Agent
 from patter_core.bus import EventBus
 from patter_core.carriers.base import CarrierError
+from patter_core.dashboard.auth import is_loopback
 from patter_core.store import CallStore
 from patterd.config import AgentConfig, DaemonConfig, resolve_python_agent
 from patterd.credentials import Credentials
@@ -202,8 +203,15 @@ class SdkRuntime:
         handlers = {a[1] for a in self.agents.values() if a[1] is not None}
         if len(handlers) > 1:
             log.warning("several on_message handlers configured; only the default agent's is used")
+        # The daemon has no dashboard token setting yet: serve the dashboard only where
+        # an open one is allowed (a loopback bind), rather than refuse to start.
+        dashboard = is_loopback(self.config.server.bind)
+        if not dashboard:
+            log.info("dashboard off: %s is not a loopback bind", self.config.server.bind)
         self._task = asyncio.create_task(
-            self.phone.serve(agent, port=self.config.server.port, on_message=on_message)
+            self.phone.serve(
+                agent, port=self.config.server.port, on_message=on_message, dashboard=dashboard
+            )
         )
         try:
             await asyncio.wait_for(asyncio.shield(self.phone.ready), 60)
