@@ -52,15 +52,15 @@ BODY = (
 QUERY = st.dictionaries(
     st.sampled_from(
         ["limit", "offset", "direction", "status", "number", "since", "until", "q", "text", "x"]
-    ),  # fmt: skip
+    ),
     st.sampled_from(["0", "-1", "10", "1e9", "2026-01-01", "2026-13-45T99:00", "inbound", ""])
     | st.text(max_size=12),
     max_size=4,
 )
 
 
-async def _request(api: Api, method: str, path: str, body: bytes | None) -> tuple[int, Any]:
-    conn = aiohttp.UnixConnector(path=str(api.socket))
+async def _request(target: Api, method: str, path: str, body: bytes | None) -> tuple[int, Any]:
+    conn = aiohttp.UnixConnector(path=str(target.socket))
     async with (
         aiohttp.ClientSession(connector=conn) as session,
         session.request(method, f"http://patterd{path}", data=body) as resp,
