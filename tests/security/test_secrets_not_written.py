@@ -47,6 +47,15 @@ async def _event_frames(socket: Path) -> list[str]:
     return frames
 
 
+def _files(root: Path) -> dict[str, str]:
+    out = {}
+    for path in root.rglob("*"):
+        # The test keyring file is where stored credentials live by design.
+        if path.is_file() and path.name != "keyring.json":
+            out[str(path.relative_to(root))] = path.read_bytes().decode("utf-8", "replace")
+    return out
+
+
 async def test_no_secret_is_ever_written(short_tmp: Path) -> None:
     port = _free_port()
     async with SimulatedTwilio(auth_token=TOKEN) as sim:
@@ -83,11 +92,7 @@ async def test_no_secret_is_ever_written(short_tmp: Path) -> None:
         finally:
             daemon.__exit__(None, None, None)
     assert "call" in log.lower(), "the daemon's log was captured"
-    written: dict[str, str] = {"stderr": log, "events": "\n".join(frames)}
-    for path in short_tmp.rglob("*"):
-        # The test keyring file is where stored credentials live by design.
-        if path.is_file() and path.name != "keyring.json":
-            written[str(path.relative_to(short_tmp))] = path.read_bytes().decode("utf-8", "replace")
+    written = {"stderr": log, "events": "\n".join(frames), **_files(short_tmp)}
     assert any(k.endswith("events.jsonl") for k in written), sorted(written)
     for secret in (TOKEN, OPENAI, STORED):
         leaks = [name for name, text in written.items() if secret in text]
