@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from patter_core.testing import tone_for
 from tests.badinput.strategies import JSON, nested, shaped
 from tests.carrier_harness import CALLER, NUMBER, CarrierRig, carrier_rig
+from tests.test_twilio_webhooks import VOICE
 
 SETTINGS = {
     "fast": settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck)),
@@ -119,6 +120,8 @@ async def test_twilio_webhooks_never_500(run: str) -> None:
             signed=st.booleans(),
         )
         @example(kind="voice", form={"CallSid": "x" * 70_000}, query="", signed=True)
+        @example(kind="voice", form=VOICE, query="", signed=True)
+        @example(kind="status", form={**VOICE, "CallStatus": "completed"}, query="", signed=True)
         def check(kind: str, form: dict[str, str], query: str, signed: bool) -> None:
             url = sim.webhook_url(kind, quote(query, safe="=&"))
             sig = None if signed else "bm9wZQ=="
