@@ -183,6 +183,8 @@ def parse_config(source: str, path: Path, *, import_agents: bool = True) -> Daem
         line = _toml_error_line(str(exc))
         where = f"{path}:{line}" if line else str(path)
         raise ConfigError([f"{where}: invalid TOML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
     try:
         config = DaemonConfig.model_validate(data)
     except ValidationError as exc:

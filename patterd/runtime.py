@@ -41,6 +41,10 @@ class RuntimeFailure(RuntimeError):
     """The carrier or SDK refused an operation; the message is safe to show."""
 
 
+class UnknownAgent(RuntimeFailure):
+    """The request named an agent the config does not declare (the caller's mistake)."""
+
+
 @runtime_checkable
 class CallStore(Protocol):
     """The queries the daemon needs from ``patter_core.store``; rows are plain JSON-able dicts."""

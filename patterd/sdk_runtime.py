@@ -21,7 +21,7 @@ from patter_core.dashboard.auth import is_loopback
 from patter_core.store import CallStore
 from patterd.config import AgentConfig, DaemonConfig, resolve_python_agent
 from patterd.credentials import Credentials
-from patterd.runtime import CallNotFound, LiveCall, NotAccepting, RuntimeFailure
+from patterd.runtime import CallNotFound, LiveCall, NotAccepting, RuntimeFailure, UnknownAgent
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class SdkRuntime:
         chosen = None
         if agent is not None:
             if agent not in self.agents:
-                raise RuntimeFailure(f"unknown agent {agent!r}")
+                raise UnknownAgent(f"unknown agent {agent!r}")
             chosen = self.agents[agent][0]
         try:
             return await self.phone.call(to=to, agent=chosen, first_message=first_message or "")

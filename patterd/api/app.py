@@ -23,7 +23,7 @@ from patterd.config import ConfigError
 from patterd.credentials import CredentialError, Credentials
 from patterd.eventlog import EventLog
 from patterd.metrics import Metrics
-from patterd.runtime import CallNotFound, NotAccepting, Runtime, RuntimeFailure
+from patterd.runtime import CallNotFound, NotAccepting, Runtime, RuntimeFailure, UnknownAgent
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ async def error_middleware(
         return _error(404, "not_found", str(exc) or "no such call")
     except NotAccepting as exc:
         return _error(503, "not_accepting", str(exc) or "the daemon is not taking new calls")
+    except UnknownAgent as exc:
+        return _error(422, "unknown_agent", str(exc))
     except RuntimeFailure as exc:
         return _error(502, "runtime_failure", str(exc))
     except CredentialError as exc:
@@ -94,7 +96,10 @@ async def error_middleware(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+        response = _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+        if "Allow" in exc.headers:  # a 405 must say which methods are allowed (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("control API handler failed: %s %s", request.method, request.path)
         return _error(500, "internal", "internal error; see the daemon's log")

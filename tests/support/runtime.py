@@ -31,7 +31,7 @@ from patter_core.events import (
 )
 from patterd.config import DaemonConfig
 from patterd.credentials import Credentials
-from patterd.runtime import CallNotFound, LiveCall, NotAccepting, RuntimeFailure
+from patterd.runtime import CallNotFound, LiveCall, NotAccepting, RuntimeFailure, UnknownAgent
 
 REFUSED_NUMBER = "+15550000000"
 SCRIPTED_NUMBER = "+15550001111"
@@ -155,7 +155,7 @@ class ScriptedRuntime:
             raise RuntimeFailure("carrier refused the number")
         name = agent or self.config.default_agent or next(iter(self.config.agents), "")
         if agent is not None and agent not in self.config.agents:
-            raise RuntimeFailure(f"unknown agent {agent!r}")
+            raise UnknownAgent(f"unknown agent {agent!r}")
         call_id = f"call-{next(self._ids)}"
         now = datetime.now(UTC)
         self.live[call_id] = LiveCall(
