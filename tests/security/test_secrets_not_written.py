@@ -15,8 +15,9 @@ import pytest
 
 from patter_core.testing import SimulatedTwilio, tone_mulaw
 from patterd.client import PatterClient
+from tests.support.daemon_calls import free_port, history, no_live, until
 from tests.support.fixtures import short_tmp_dir
-from tests.test_daemon_sdk import _daemon, _free_port, _history, _no_live, _until
+from tests.test_daemon_sdk import _daemon
 
 TOKEN = "twilio-SECRET-3f9a1c77e2b84d51"
 OPENAI = "sk-test-SECRET-openai-8d2c61f0"
@@ -57,7 +58,7 @@ def _files(root: Path) -> dict[str, str]:
 
 
 async def test_no_secret_is_ever_written(short_tmp: Path) -> None:
-    port = _free_port()
+    port = free_port()
     async with SimulatedTwilio(auth_token=TOKEN) as sim:
         sim.server_url = f"http://127.0.0.1:{port}"
         daemon = _daemon(short_tmp, sim, port)
@@ -71,7 +72,7 @@ async def test_no_secret_is_ever_written(short_tmp: Path) -> None:
             async with PatterClient(daemon.socket_path) as client:
                 await client.set_credential("EXAMPLE_API_KEY", STORED)
                 call = await sim.inbound_call(from_="+15550007777")
-                await _until(client.live_calls)
+                await until(client.live_calls)
                 tone = tone_mulaw(440, 0.3)
                 call.say(tone)
                 await call.wait_heard(len(tone))
@@ -81,8 +82,8 @@ async def test_no_secret_is_ever_written(short_tmp: Path) -> None:
                 )
                 assert status == 403
                 await call.hangup()
-                await _until(lambda: _no_live(client))
-                await _until(lambda: _history(client, 1))
+                await until(lambda: no_live(client))
+                await until(lambda: history(client, 1))
                 names = [c.name for c in await client.credentials()]
                 assert "EXAMPLE_API_KEY" in names
             frames = await _event_frames(daemon.socket_path)
