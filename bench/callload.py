@@ -199,9 +199,10 @@ async def receive(call: Call) -> None:
             call.echoed_bytes += n
             call.playout.append(n)
             now = clock()
-            while call.matched < call.sent and call.echoed_bytes >= (
-                call.matched + 1
-            ) * FRAME - TOLERANCE:
+            while (
+                call.matched < call.sent
+                and call.echoed_bytes >= (call.matched + 1) * FRAME - TOLERANCE
+            ):
                 if call.measuring:
                     call.latencies.append(now - call.sent_at[call.matched])
                 call.matched += 1
@@ -556,12 +557,11 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
             finally:
                 await daemon.stop()
     if results:
-        lat_ok = [r for r in results if r["calls"] == 200]
-        print(
-            f"\nmedian CPU/call over levels >= 50: "
-            f"{statistics.median([r['cpu_per_call'] for r in results if r['calls'] >= 50] or [0]):.3f}"
-            f"% ; 200-call p99: {lat_ok[0]['p99'] if lat_ok else float('nan'):.2f} ms"
-        )
+        per_call = [r["cpu_per_call"] for r in results if r["calls"] >= 50] or [0.0]
+        at200 = [r["p99"] for r in results if r["calls"] == 200]
+        p99 = at200[0] if at200 else float("nan")
+        print(f"\nmedian CPU/call over levels >= 50: {statistics.median(per_call):.3f}%")
+        print(f"200-call echo p99: {p99:.2f} ms")
     return results
 
 
