@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
-import json
 import logging
 import time
 from collections import Counter, deque
@@ -20,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiohttp import WSMsgType, web
 
 from patter_core.audio.formats import AudioFormat
@@ -59,7 +59,7 @@ def parse_message(
         stats["oversized"] += 1
         return None
     try:
-        msg = json.loads(text)
+        msg = orjson.loads(text)
         kind = msg["event"]
     except (ValueError, KeyError, TypeError, RecursionError):  # deep nesting: RecursionError
         stats["malformed"] += 1
@@ -92,10 +92,15 @@ async def send_json(
     ws: web.WebSocketResponse, message: dict[str, object], stats: Counter[str]
 ) -> None:
     """Send one message; a socket already gone is counted, not raised."""
+    await send_text(ws, orjson.dumps(message).decode(), stats)
+
+
+async def send_text(ws: web.WebSocketResponse, text: str, stats: Counter[str]) -> None:
+    """Send one message already serialised; a socket already gone is counted, not raised."""
     if ws.closed:
         return
     try:
-        await ws.send_str(json.dumps(message, separators=(",", ":")))
+        await ws.send_str(text)
     except (ConnectionError, RuntimeError):
         stats["send_failed"] += 1
 

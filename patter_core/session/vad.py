@@ -88,19 +88,26 @@ class VoiceDetector:
         samples = to_pcm16(payload, self._fmt)
         if self._t_ms is None:
             self._t_ms = timestamp_ms or 0.0
+        n = self._frame
+        if not len(self._pending) and len(samples) == n:  # the usual case: one whole frame
+            return [self._classify(samples)]
         buf = np.concatenate((self._pending, samples)) if len(self._pending) else samples
         out: list[VadFrame] = []
-        n = self._frame
         usable = len(buf) - len(buf) % n
         for i in range(0, usable, n):
-            frame = buf[i : i + n]
-            energy = float(np.mean(frame.astype(np.float64) ** 2))
-            speech = energy >= self._floor and self._vad.is_speech(
-                frame.tobytes(), self._fmt.sample_rate
-            )
-            out.append(VadFrame(self._t_ms, speech))
-            self._t_ms += FRAME_MS
+            out.append(self._classify(buf[i : i + n]))
         self._pending = buf[usable:].copy()
+        return out
+
+    def _classify(self, frame: npt.NDArray[np.int16]) -> VadFrame:
+        wide = frame.astype(np.float64)
+        energy = float(wide.dot(wide)) / len(frame)
+        speech = energy >= self._floor and self._vad.is_speech(
+            frame.tobytes(), self._fmt.sample_rate
+        )
+        assert self._t_ms is not None
+        out = VadFrame(self._t_ms, speech)
+        self._t_ms += FRAME_MS
         return out
 
     async def afeed(self, payload: bytes, timestamp_ms: float | None = None) -> list[VadFrame]:

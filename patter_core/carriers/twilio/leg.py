@@ -8,11 +8,13 @@ receive loop are shared with other carriers (``patter_core.carriers.media``).
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from patter_core.audio.formats import MULAW_8K, AudioFormat
@@ -29,6 +31,7 @@ from patter_core.carriers.media import (
     parse_message,
     receive_events,
     send_json,
+    send_text,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ class TwilioLeg:
         self._receive_timeout = receive_timeout
         self.stream_sid = ""
         self.carrier_call_sid = ""
+        self._sid_cache = ("", '""')
         self.stats: Counter[str] = Counter()
         self._output = PacedOutput(
             MULAW_8K,
@@ -57,6 +61,7 @@ class TwilioLeg:
             name=f"twilio-send-{call_id}",
         )
         self._closed = False
+        self._handlers = {"media": self._media, "start": self._start}
 
     @property
     def call_id(self) -> str:
@@ -81,7 +86,7 @@ class TwilioLeg:
     def _parse(self, text: str) -> LegEvent | None:
         return parse_message(
             text,
-            {"media": self._media, "start": self._start},
+            self._handlers,
             stats=self.stats,
             call_id=self._call_id,
         )
@@ -117,19 +122,22 @@ class TwilioLeg:
         self._output.drop_queued()
         await self._send_json({"event": "clear", "streamSid": self.stream_sid})
 
+    def _sid_json(self) -> str:
+        """``stream_sid`` as a JSON string, encoded once per stream (the hot path reuses it)."""
+        if self._sid_cache[0] != self.stream_sid:
+            self._sid_cache = (self.stream_sid, orjson.dumps(self.stream_sid).decode())
+        return self._sid_cache[1]
+
     async def _send_media(self, payload: bytes) -> None:
-        await self._send_json(
-            {
-                "event": "media",
-                "streamSid": self.stream_sid,
-                "media": {"payload": base64.b64encode(payload).decode("ascii")},
-            }
-        )
+        # The same compact JSON as serialising the dict, built without one per frame.
+        b64 = binascii.b2a_base64(payload, newline=False).decode("ascii")
+        text = '{"event":"media","streamSid":' + self._sid_json()
+        await send_text(self._ws, text + ',"media":{"payload":"' + b64 + '"}}', self.stats)
 
     async def _send_mark(self, name: str) -> None:
-        await self._send_json(
-            {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
-        )
+        text = '{"event":"mark","streamSid":' + self._sid_json()
+        name_json = orjson.dumps(name).decode()
+        await send_text(self._ws, text + ',"mark":{"name":' + name_json + "}}", self.stats)
 
     async def _send_json(self, message: dict[str, object]) -> None:
         await send_json(self._ws, message, self.stats)
