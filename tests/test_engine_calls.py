@@ -54,9 +54,10 @@ async def test_openai_realtime_tool_round_trip_and_barge_in_over_the_carrier():
         looked_up.append(order_id)
         return {"status": "shipped"}
 
+    greeting = ("Welcome to Acme, " * 12).strip()
     async with FakeOpenAIRealtime() as fake:
         fake.replies = [
-            Reply(text="Welcome to Acme, " * 12, audio_ms=4000),  # a long greeting to cut into
+            Reply(text=greeting, audio_ms=4000),  # a long greeting to cut into
             Reply(tool="lookup_order", arguments={"order_id": "A-1042"}),
             Reply(text="It has shipped.", audio_ms=500),
         ]
@@ -64,7 +65,7 @@ async def test_openai_realtime_tool_round_trip_and_barge_in_over_the_carrier():
 
         def agent(phone):  # type: ignore[no-untyped-def]
             engine = OpenAIRealtime(fake.key, base_url=fake.base_url)
-            return phone.agent(engine=engine, first_message="Welcome.", tools=[lookup_order])
+            return phone.agent(engine=engine, first_message=greeting, tools=[lookup_order])
 
         async with twilio_rig(agent) as rig:
             call = await rig.sim.inbound_call()
@@ -89,6 +90,17 @@ async def test_openai_realtime_tool_round_trip_and_barge_in_over_the_carrier():
             assert result.result == {"status": "shipped"} and looked_up == ["A-1042"]
             outputs = [i for i in fake.conns[0].items if i.get("type") == "function_call_output"]
             assert outputs and "shipped" in outputs[0]["output"]
+            # The cut greeting is published as what the caller heard of it, marked interrupted.
+            cut = [
+                e
+                for e in rig.seen
+                if e.type == "transcript" and e.role == "agent" and e.interrupted
+            ]
+            assert len(cut) == 1, [e for e in rig.seen if e.type == "transcript"]
+            heard = cut[0].text
+            assert heard and greeting.startswith(heard) and len(heard) < len(greeting)
+            expected_chars = len(greeting) * truncation["audio_end_ms"] / 4000
+            assert abs(len(heard) - expected_chars) <= len("Welcome to Acme,") + 1
             await call.hangup()
 
 
