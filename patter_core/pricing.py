@@ -34,6 +34,7 @@ class Pricing:
     realtime_audio_output_per_million: float = 80.0
     realtime_text_input_per_million: float = 5.0
     realtime_text_output_per_million: float = 20.0
+    convai_per_minute: float = 0.10  # ElevenLabs Conversational AI, by conversation time
 
     @classmethod
     def with_overrides(cls, overrides: Mapping[str, float] | None = None) -> Pricing:
@@ -89,6 +90,11 @@ PRICE_SOURCES: dict[str, PriceSource] = {
     "realtime_audio_output_per_million": PriceSource(True, _OPENAI_RT),
     "realtime_text_input_per_million": PriceSource(True, _OPENAI_RT),
     "realtime_text_output_per_million": PriceSource(True, _OPENAI_RT),
+    "convai_per_minute": PriceSource(
+        False,
+        "unconfirmed: elevenlabs.io/pricing not checked; its plans list Agents at about "
+        "$0.10 per minute of conversation (plan dependent)",
+    ),
 }
 
 
@@ -103,6 +109,7 @@ USAGE_KEYS = (
     "realtime_audio_output_tokens",
     "realtime_text_input_tokens",
     "realtime_text_output_tokens",
+    "convai_seconds",
 )
 
 
@@ -121,6 +128,7 @@ def usage_cost(usage: Mapping[str, float], pricing: Pricing) -> CostParts:
         + u["realtime_text_input_tokens"] * pricing.realtime_text_input_per_million
         + u["realtime_text_output_tokens"] * pricing.realtime_text_output_per_million
     ) / 1e6
+    realtime += u["convai_seconds"] / 60.0 * pricing.convai_per_minute
     return CostParts(
         stt=u["stt_seconds"] / 60.0 * pricing.stt_per_minute,
         llm=llm,

@@ -54,9 +54,10 @@ async def test_openai_realtime_tool_round_trip_and_barge_in_over_the_carrier():
         looked_up.append(order_id)
         return {"status": "shipped"}
 
+    greeting = ("Welcome to Acme, " * 12).strip()
     async with FakeOpenAIRealtime() as fake:
         fake.replies = [
-            Reply(text="Welcome to Acme, " * 12, audio_ms=4000),  # a long greeting to cut into
+            Reply(text=greeting, audio_ms=4000),  # a long greeting to cut into
             Reply(tool="lookup_order", arguments={"order_id": "A-1042"}),
             Reply(text="It has shipped.", audio_ms=500),
         ]
@@ -64,7 +65,7 @@ async def test_openai_realtime_tool_round_trip_and_barge_in_over_the_carrier():
 
         def agent(phone):  # type: ignore[no-untyped-def]
             engine = OpenAIRealtime(fake.key, base_url=fake.base_url)
-            return phone.agent(engine=engine, first_message="Welcome.", tools=[lookup_order])
+            return phone.agent(engine=engine, first_message=greeting, tools=[lookup_order])
 
         async with twilio_rig(agent) as rig:
             call = await rig.sim.inbound_call()
@@ -89,6 +90,17 @@ async def test_openai_realtime_tool_round_trip_and_barge_in_over_the_carrier():
             assert result.result == {"status": "shipped"} and looked_up == ["A-1042"]
             outputs = [i for i in fake.conns[0].items if i.get("type") == "function_call_output"]
             assert outputs and "shipped" in outputs[0]["output"]
+            # The cut greeting is published as what the caller heard of it, marked interrupted.
+            cut = [
+                e
+                for e in rig.seen
+                if e.type == "transcript" and e.role == "agent" and e.interrupted
+            ]
+            assert len(cut) == 1, [e for e in rig.seen if e.type == "transcript"]
+            heard = cut[0].text
+            assert heard and greeting.startswith(heard) and len(heard) < len(greeting)
+            expected_chars = len(greeting) * truncation["audio_end_ms"] / 4000
+            assert abs(len(heard) - expected_chars) <= len("Welcome to Acme,") + 1
             await call.hangup()
 
 
@@ -104,3 +116,159 @@ async def test_openai_realtime_refused_key_ends_the_call_cleanly():
             assert ended.reason == "engine_error"
             errors = [e for e in rig.seen if e.type == "error"]
             assert errors and all("a-wrong-key" not in e.message for e in errors)
+
+
+# --- ElevenLabs Conversational AI ---------------------------------------------------------
+
+
+def _convai_agent(fake, **kw):  # type: ignore[no-untyped-def]
+    from patter_core import ElevenLabsConvAI
+
+    def agent(phone):  # type: ignore[no-untyped-def]
+        key = kw.pop("key", fake.key)
+        engine = ElevenLabsConvAI(
+            key, agent_id=fake.agent_id, base_url=fake.base_url, reply_idle_s=0.3
+        )
+        return phone.agent(engine=engine, **kw)
+
+    return agent
+
+
+async def _until_seen(rig, predicate, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    from patter_core.bus import Gap
+
+    async with asyncio.timeout(timeout):
+        while not any(predicate(e) for e in rig.seen):
+            item = await rig.events.get()
+            if not isinstance(item, Gap):
+                rig.seen.append(item)
+    return next(e for e in rig.seen if predicate(e))
+
+
+async def test_elevenlabs_convai_call_with_tool_round_trip_barge_in_transcript_and_cost():
+    import pytest
+
+    from patter_core import tool
+    from patter_core.pricing import Pricing
+    from tests.fakes.audio import mulaw, voiced
+    from tests.fakes.elevenlabs_convai import FakeElevenLabsConvAI
+    from tests.fakes.elevenlabs_convai import Reply as XiReply
+
+    looked_up = []
+
+    @tool
+    async def lookup_order(order_id: str) -> dict:
+        """Find an order.
+
+        Args:
+            order_id: the order number
+        """
+        looked_up.append(order_id)
+        return {"status": "shipped"}
+
+    long = ("Your order shipped on Monday and it is on its way to you, " * 4).strip()
+    async with FakeElevenLabsConvAI() as fake:
+        fake.caller_says = ["Where is order A-1042?", "Thanks, that is all."]
+        fake.replies = [
+            XiReply(tool="lookup_order", parameters={"order_id": "A-1042"}),
+            XiReply(text=long, audio_ms=4000),  # the answer after the tool, cut by the caller
+            XiReply(text="You are welcome, goodbye.", audio_ms=500),
+        ]
+        agent = _convai_agent(fake, first_message="Acme, hello.", tools=[lookup_order])
+        async with twilio_rig(agent) as rig:
+            call = await rig.sim.inbound_call()
+            await call.wait_heard(400 * 8, timeout=10)  # the greeting, µ-law untouched
+            call.say(mulaw(voiced(700)))
+            await _until_seen(rig, lambda e: e.type == "tool.result")
+            await call.wait_heard((400 + 1000) * 8, timeout=10)  # a second of the answer
+            clears = call.clears
+            call.say(mulaw(voiced(900)))
+            await _until_seen(
+                rig, lambda e: e.type == "transcript" and e.role == "agent" and "goodbye" in e.text
+            )
+            barges = [e for e in rig.seen if e.type == "barge_in"]
+            assert len(barges) == 1, barges  # the finished greeting was not "interrupted"
+            barge = barges[0]
+            assert call.clears > clears, "the clear reached the carrier"
+            assert 900 <= barge.heard_ms < 4000
+            called = next(e for e in rig.seen if e.type == "tool.called")
+            result = next(e for e in rig.seen if e.type == "tool.result")
+            assert called.name == "lookup_order" and called.arguments == {"order_id": "A-1042"}
+            assert result.result == {"status": "shipped"} and looked_up == ["A-1042"]
+            conn = fake.conns[0]
+            assert conn.tool_results and "shipped" in conn.tool_results[0]["result"]
+            assert conn.tool_results[0]["is_error"] is False
+            override = conn.initiation["conversation_config_override"]["agent"]
+            assert override["first_message"] == "", "the session greets, the agent does not"
+            assert '"Acme, hello."' in conn.user_messages[0]
+            said = [e for e in rig.seen if e.type == "transcript"]
+            caller = [e.text for e in said if e.role == "caller" and e.final]
+            assert caller == ["Where is order A-1042?", "Thanks, that is all."]
+            agent_said = [(e.text, e.interrupted) for e in said if e.role == "agent"]
+            assert agent_said[0] == ("Acme, hello.", False)
+            assert agent_said[-1] == ("You are welcome, goodbye.", False)
+            cut = [text for text, interrupted in agent_said if interrupted]
+            assert len(cut) == 1 and cut[0] and long.startswith(cut[0]) and cut[0] != long
+            await call.wait_heard((400 + 1000 + 500) * 8, timeout=10)
+            await call.hangup()
+            ended = await rig.next_event("call.ended")
+            assert ended.reason == "hangup"
+            metrics = [e for e in rig.seen if e.type == "turn.metrics"]
+            seconds = sum(m.cost.units.get("convai_seconds", 0.0) for m in metrics)
+            assert seconds > 0 and all(m.cost.llm == 0 and m.cost.tts == 0 for m in metrics)
+            rate = Pricing().convai_per_minute
+            assert sum(m.cost.realtime for m in metrics) == pytest.approx(seconds / 60 * rate)
+            assert ended.cost is not None
+            assert ended.cost.units["convai_seconds"] == pytest.approx(seconds)
+            assert ended.cost.realtime == pytest.approx(seconds / 60 * rate)
+
+
+async def test_elevenlabs_convai_refused_key_ends_the_call_cleanly():
+    from tests.fakes.elevenlabs_convai import FakeElevenLabsConvAI
+
+    async with (
+        FakeElevenLabsConvAI(key="xi-the-right-key") as fake,
+        twilio_rig(_convai_agent(fake, key="xi-a-wrong-key")) as rig,
+    ):
+        await rig.sim.inbound_call()
+        ended = await rig.next_event("call.ended", timeout=15)
+        assert ended.reason == "engine_error"
+        errors = [e for e in rig.seen if e.type == "error"]
+        assert errors and errors[-1].fatal
+        assert all("xi-a-wrong-key" not in e.model_dump_json() for e in rig.seen)
+        assert fake.signed_requests and not fake.conns  # refused before any socket
+
+
+async def test_elevenlabs_convai_socket_dropped_mid_call_reconnects_once_with_context():
+    from tests.fakes.audio import mulaw, voiced
+    from tests.fakes.elevenlabs_convai import FakeElevenLabsConvAI
+    from tests.fakes.elevenlabs_convai import Reply as XiReply
+
+    async with FakeElevenLabsConvAI() as fake:
+        fake.caller_says = ["Do you deliver?", "To Brooklyn?"]
+        fake.replies = [
+            XiReply(text="Let me check that", audio_ms=1000, drop_after_chunks=2),
+            XiReply(text="Yes, Brooklyn too.", audio_ms=500),
+        ]
+        async with twilio_rig(_convai_agent(fake, first_message="Acme, hello.")) as rig:
+            call = await rig.sim.inbound_call()
+            await call.wait_heard(400 * 8, timeout=10)
+            call.say(mulaw(voiced(700)))
+            async with asyncio.timeout(15):
+                await fake.until(
+                    lambda f: len(f.conns) == 2 and bool(f.conns[1].contextual_updates)
+                )
+            second = fake.conns[1]
+            assert second.initiation["conversation_config_override"]["agent"]["first_message"] == ""
+            context = second.contextual_updates[0]
+            assert "Caller: Do you deliver?" in context and "Agent: Acme, hello." in context
+            await call.wait_heard((400 + 200) * 8, timeout=10)  # what came before the drop
+            call.say(mulaw(voiced(700)))  # answered on the new connection
+            await _until_seen(
+                rig, lambda e: e.type == "transcript" and e.role == "agent" and "Brooklyn" in e.text
+            )
+            assert not any(e.type == "call.ended" for e in rig.seen)
+            assert not any(e.type == "error" and e.fatal for e in rig.seen)
+            await call.hangup()
+            ended = await rig.next_event("call.ended")
+            assert ended.reason == "hangup"

@@ -269,3 +269,14 @@ def test_parse_format() -> None:
     assert parse_format("pcm_16000") == PCM16_16K
     assert parse_format("opus_48000") is None
     assert parse_format("garbage") is None
+
+
+async def test_agent_greeting_is_overridden_unless_asked_for(fake: FakeElevenLabsConvAI) -> None:
+    brain = engine(fake)
+    await brain.start(ctx())  # the session greets through say(), so the agent must not
+    assert fake.conns[0].initiation["conversation_config_override"]["agent"]["first_message"] == ""
+    await brain.close()
+    kept = engine(fake, agent_greeting=True).create_brain()
+    await kept.start(ctx())
+    assert "first_message" not in fake.conns[1].initiation["conversation_config_override"]["agent"]
+    await kept.close()

@@ -7,6 +7,13 @@ outputs. ConvAI has no reply ids or reply-done event, so a reply is opened by
 its first audio or text and closed by the next caller turn, an interruption
 or ``reply_idle_s`` without audio. Cost is by conversation time: each
 ``ResponseDone`` carries the seconds since the previous one.
+
+The greeting belongs to Patter: the session speaks ``Agent.first_message``
+through :meth:`ElevenLabsConvAI.say`, so the agent's own first message is
+overridden (with the context's, or with nothing) to keep the caller from being
+greeted twice. ``agent_greeting=True`` keeps the greeting configured at
+ElevenLabs instead (then leave ``Agent.first_message`` empty). Either way the
+agent must allow the ``first_message`` override in its security settings.
 """
 
 from __future__ import annotations
@@ -74,6 +81,7 @@ class ElevenLabsConvAI:
         connect_timeout_s: float = 10.0,
         reply_idle_s: float = 1.0,
         heartbeat_s: float = 15.0,
+        agent_greeting: bool = False,
     ) -> None:
         self._key = api_key if api_key is not None else os.environ.get("ELEVENLABS_API_KEY", "")
         agent = agent_id if agent_id is not None else os.environ.get("ELEVENLABS_AGENT_ID", "")
@@ -89,6 +97,7 @@ class ElevenLabsConvAI:
         self.connect_timeout_s = connect_timeout_s
         self.reply_idle_s = reply_idle_s
         self.heartbeat_s = heartbeat_s
+        self.agent_greeting = agent_greeting
 
         self._in_fmt = PCM16_16K
         self._out_fmt = PCM16_16K
@@ -125,6 +134,7 @@ class ElevenLabsConvAI:
             connect_timeout_s=self.connect_timeout_s,
             reply_idle_s=self.reply_idle_s,
             heartbeat_s=self.heartbeat_s,
+            agent_greeting=self.agent_greeting,
         )
 
     @property
@@ -251,7 +261,8 @@ class ElevenLabsConvAI:
             agent["prompt"] = {"prompt": ctx.system_prompt}
         if not first:
             agent["first_message"] = ""  # a resumed call must not be greeted again
-        elif ctx.first_message:
+        elif ctx.first_message or not self.agent_greeting:
+            # Empty when the session greets through say(): one greeting, not two.
             agent["first_message"] = ctx.first_message
         if self.language:
             agent["language"] = self.language
