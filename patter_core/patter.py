@@ -419,6 +419,7 @@ class Patter:
         """End a live call, whether it is talking or still ringing."""
         session = self.sessions.get(call_id)
         if session is not None:
+            session.end("hangup")  # ends the call even if the carrier never confirms it
             await session.controls.hangup()
             return
         record = self.server.registry.get(call_id) if self.server is not None else None

@@ -81,6 +81,7 @@ from patter_core.tools import (
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 5.0
+BRAIN_READY_TIMEOUT_S = 30.0
 HUMAN_RESULTS = frozenset({"human", "human_residence", "human_business"})
 MACHINE_START_RESULTS = frozenset({"machine_start", "machine"})
 MACHINE_END_RESULTS = frozenset(
@@ -175,6 +176,7 @@ class CallSession:
         self._changed = asyncio.Condition()
         self._reason: str | None = None
         self._ended = False
+        self._closed = False
         self._started_at: float | None = None
         self._turn = 0
         self._caller_open = False
@@ -235,8 +237,7 @@ class CallSession:
                 self._spawn(self._start_brain())
                 self._spawn(self._leg_loop())
                 await self._done.wait()
-                for task in list(self._tasks):
-                    task.cancel()
+                await self._stop_tasks()
         except* Exception as group:
             for exc in group.exceptions:
                 log.error("call %s: session task failed", info.call_id, exc_info=exc)
@@ -252,14 +253,38 @@ class CallSession:
             self._publish_end(summary)
         return summary
 
-    def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        assert self._tg is not None
+    def _spawn(self, coro: Any) -> asyncio.Task[None] | None:
+        if self._tg is None or self._done.is_set():
+            coro.close()  # the call is ending: nothing new starts
+            return None
         task: asyncio.Task[None] = self._tg.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def _stop_tasks(self) -> None:
+        """Cancel every session task and wait for them, bounded.
+
+        A task that will not stop (a cancel lost in a library) is unblocked by closing
+        the brain and the leg, so the call always ends.
+        """
+        for _ in range(3):
+            pending = [t for t in self._tasks if not t.done()]
+            if not pending:
+                return
+            for task in pending:
+                task.cancel()
+            _, left = await asyncio.wait(pending, timeout=CLOSE_TIMEOUT_S)
+            if left:
+                log.warning(
+                    "call %s: %d task(s) ignored cancellation; closing", self.call_id, len(left)
+                )
+                await self._close_both()
+
     async def _close_both(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         for name, closer in (("brain", self.brain.close), ("leg", self.leg.close)):
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
@@ -622,6 +647,8 @@ class CallSession:
     async def _leg_loop(self) -> None:
         try:
             async for ev in self.leg.events():
+                if self._done.is_set():
+                    return  # ending: the stream may keep talking, the call does not
                 if isinstance(ev, LegAudio):
                     await self._on_caller_audio(ev)
                 elif isinstance(ev, LegMark):
@@ -656,8 +683,24 @@ class CallSession:
         self._greeted = True
         if self.agent.first_message:
             # A remote engine can only speak once its socket is up (start() may still run).
-            await self._brain_ready.wait()
+            if not await self._until_brain_ready():
+                return
             await self.brain.say(self.agent.first_message)
+
+    async def _until_brain_ready(self) -> bool:
+        """Wait for the brain to start; False if the call ends (or it never starts) first."""
+        if self._brain_ready.is_set():
+            return True
+        ready = asyncio.ensure_future(self._brain_ready.wait())
+        done = asyncio.ensure_future(self._done.wait())
+        try:
+            await asyncio.wait(
+                [ready, done], timeout=BRAIN_READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ready.cancel()
+            done.cancel()
+        return self._brain_ready.is_set() and not self._done.is_set()
 
     def _on_heard(self) -> None:
         for reply in self._replies.values():
@@ -789,6 +832,8 @@ class CallSession:
                 )
             )
             await self._fire_machine_detection(result, machine, detection_ms)
+        if self._done.is_set():
+            return  # the call is ending (a hang-up won the race): recorded, nothing to act on
         if result in MACHINE_START_RESULTS or result in MACHINE_END_RESULTS or result == "fax":
             await self._on_machine(result)
         elif first:

@@ -295,6 +295,9 @@ class SimulatedTelnyx:
         if call is None or not call["alive"]:
             return
         call["alive"] = False
+        stream = self.streams.get(ccid)
+        if stream is not None and not stream.ws.closed:
+            await SimulatedCall.hangup(stream)  # the call is over: so is its stream
         await self.post_call_event(
             ccid, "call.hangup", {"hangup_cause": cause, "hangup_source": "caller"}
         )
@@ -370,6 +373,9 @@ class SimulatedTelnyx:
         )
         self.streams[ccid] = call
         await call.start()
+        if not call_info["alive"]:
+            # The call ended while its stream was connecting: Telnyx stops the stream.
+            await SimulatedCall.hangup(call)
         waiter = self._stream_waiters.pop(ccid, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(call)
@@ -450,11 +456,13 @@ class SimulatedTelnyx:
                 ccid, "call.initiated", {"direction": "outgoing", "state": "bridging"}
             )
             await self.post_call_event(ccid, "call.answered", {"state": "answered"})
-            if body.get("stream_url"):
+            if body.get("stream_url") and self.calls[ccid]["alive"]:
                 await self.open_stream(ccid, body)
             amd = body.get("answering_machine_detection", "disabled")
             if amd != "disabled" and self.amd_result is not None:
                 await asyncio.sleep(self.amd_delay_s)
+                if not self.calls[ccid]["alive"]:
+                    return  # hung up before the verdict: there is none
                 await self.post_call_event(
                     ccid, "call.machine.detection.ended", {"result": self.amd_result}
                 )

@@ -403,6 +403,8 @@ class SimulatedTwilio:
         )
         self.streams[call_sid] = call
         await call.start(self.account_sid)
+        if self.calls.get(call_sid, {}).get("status") == "completed":
+            await call.hangup()  # hung up while the stream connected: Twilio ends it
         waiter = self._stream_waiters.pop(call_sid, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(call)
@@ -527,6 +529,8 @@ class SimulatedTwilio:
             amd_url = form.get("AsyncAmdStatusCallback")
             if amd_url and self.answered_by is not None:
                 await asyncio.sleep(self.amd_delay_s)
+                if call["status"] == "completed":
+                    return  # hung up before the verdict: there is none
                 await self.post_webhook(
                     amd_url,
                     {

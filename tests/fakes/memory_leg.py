@@ -126,7 +126,7 @@ class MemoryLeg:
         return len(self.played) / self._fmt.bytes_for_ms(1000) * 1000.0
 
     async def settle(self) -> None:
-        await settle(lambda: self.stopped or (self._q.empty() and self._waiting))
+        await settle(lambda: self.stopped or self.closed or (self._q.empty() and self._waiting))
 
     async def start(self, stream_id: str = "MZ1") -> None:
         self._q.put_nowait(LegStarted(stream_id, "CA1"))
