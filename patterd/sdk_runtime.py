@@ -35,6 +35,7 @@ def _stt(name: str, options: dict[str, Any]) -> Any:
         "cartesia": stt.CartesiaSTT,
         "soniox": stt.SonioxSTT,
         "speechmatics": stt.SpeechmaticsSTT,
+        "whisper": stt.WhisperSTT,
     }
     return _pick("stt", classes, name)(**options)
 

@@ -6,6 +6,7 @@ from patter_core.providers.stt.deepgram import DeepgramSTT
 from patter_core.providers.stt.local import LocalSTT
 from patter_core.providers.stt.soniox import SonioxSTT
 from patter_core.providers.stt.speechmatics import SpeechmaticsSTT
+from patter_core.providers.stt.whisper import WhisperSTT
 
 __all__ = [
     "AssemblyAISTT",
@@ -14,4 +15,5 @@ __all__ = [
     "LocalSTT",
     "SonioxSTT",
     "SpeechmaticsSTT",
+    "WhisperSTT",
 ]
