@@ -29,7 +29,15 @@ log = logging.getLogger(__name__)
 def _stt(name: str, options: dict[str, Any]) -> Any:
     from patter_core.providers import stt
 
-    classes: dict[str, Callable[..., Any]] = {"local": stt.LocalSTT, "deepgram": stt.DeepgramSTT}
+    classes: dict[str, Callable[..., Any]] = {
+        "local": stt.LocalSTT,
+        "deepgram": stt.DeepgramSTT,
+        "assemblyai": stt.AssemblyAISTT,
+        "cartesia": stt.CartesiaSTT,
+        "soniox": stt.SonioxSTT,
+        "speechmatics": stt.SpeechmaticsSTT,
+        "whisper": stt.WhisperSTT,
+    }
     return _pick("stt", classes, name)(**options)
 
 
