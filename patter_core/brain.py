@@ -108,6 +108,13 @@ class Brain(Protocol):
 
     async def push_dtmf(self, digit: str) -> None: ...
 
+    def caller_speaking(self, speaking: bool) -> None:
+        """The session's VAD heard the caller start (``True``) or stop talking.
+
+        A brain that ends turns itself from text (the pipeline) holds the turn
+        open while the caller speaks; one with its own speech detector ignores it.
+        """
+
     def outputs(self) -> AsyncIterator[BrainOutput]: ...
 
     async def say(self, text: str) -> None:
