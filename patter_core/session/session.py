@@ -690,7 +690,7 @@ class CallSession:
         elif isinstance(sev, SpeechEnded):
             lag_s = (self._caller_t_ms - sev.t_ms) / 1000.0
             self._last_eos = self.clock() - lag_s
-            self._tell_brain_speaking(False)
+            self._tell_brain_speaking(False, lag_s)
         elif isinstance(sev, SpeechSustained):
             reply = self._current
             if not self.agent.policy.enabled:
@@ -711,13 +711,13 @@ class CallSession:
                 await self._clear_for(self._pause)
             await self._judge()
 
-    def _tell_brain_speaking(self, speaking: bool) -> None:
+    def _tell_brain_speaking(self, speaking: bool, ago_s: float = 0.0) -> None:
         """Hand the VAD's segment start/end to the brain (the pipeline holds turns on it)."""
         hook = getattr(self.brain, "caller_speaking", None)
         if hook is None:
             return
         try:
-            hook(speaking)
+            hook(speaking, ago_s)
         except Exception as exc:
             self._error("brain_vad", f"caller_speaking failed: {exc}", fatal=False)
 

@@ -288,3 +288,9 @@ async def test_a_brief_pause_mid_sentence_gets_no_reply_until_the_caller_stops()
         assert _user_texts(request) == ["I want to check my order"]
         finals = [e.text for e in call.events(Transcript) if e.role == "caller" and e.final]
         assert finals == ["I want to check my order"]
+        # STT final latency counts from when the voice stopped, not from the VAD's
+        # decision after its 500 ms hangover (the final came as the voice stopped).
+        await call.until(lambda: any(m.turn >= 1 for m in call.events(TurnMetrics)))
+        (metrics,) = [m for m in call.events(TurnMetrics) if m.turn >= 1]
+        assert metrics.latency.stt_final_ms is not None
+        assert metrics.latency.stt_final_ms >= 300
