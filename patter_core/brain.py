@@ -108,6 +108,16 @@ class Brain(Protocol):
 
     async def push_dtmf(self, digit: str) -> None: ...
 
+    def caller_speaking(self, speaking: bool, ago_s: float = 0.0) -> None:
+        """The session's VAD heard the caller start (``True``) or stop talking.
+
+        ``ago_s``: how long ago the voice actually stopped (the VAD decides
+        after a hangover), for the end-of-speech latency.
+
+        A brain that ends turns itself from text (the pipeline) holds the turn
+        open while the caller speaks; one with its own speech detector ignores it.
+        """
+
     def outputs(self) -> AsyncIterator[BrainOutput]: ...
 
     async def say(self, text: str) -> None:

@@ -45,6 +45,9 @@ class EchoEngine:
     async def push_dtmf(self, digit: str) -> None:
         return None
 
+    def caller_speaking(self, speaking: bool, ago_s: float = 0.0) -> None:
+        """The session's VAD; this brain does not use it."""
+
     async def outputs(self) -> AsyncIterator[BrainOutput]:
         while (item := await self._queue.get()) is not None:
             yield item

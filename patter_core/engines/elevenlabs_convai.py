@@ -176,6 +176,9 @@ class ElevenLabsConvAI:
         self.history.user(text)
         await self._send({"type": "user_message", "text": text})
 
+    def caller_speaking(self, speaking: bool, ago_s: float = 0.0) -> None:
+        """The session's VAD; this brain does not use it."""
+
     async def say(self, text: str) -> None:
         """ConvAI has no "speak this" message; the agent is asked to say it verbatim."""
         await self._send(

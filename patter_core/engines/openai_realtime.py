@@ -267,6 +267,9 @@ class OpenAIRealtime:
         self.history.user(text)
         await self._send({"type": "conversation.item.create", "item": _user_item(text)})
 
+    def caller_speaking(self, speaking: bool, ago_s: float = 0.0) -> None:
+        """The session's VAD; this brain does not use it."""
+
     async def say(self, text: str) -> None:
         instructions = (
             "Say exactly the following to the caller, word for word, and nothing else: "

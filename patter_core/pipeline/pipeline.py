@@ -143,8 +143,13 @@ class Pipeline:
     async def push_dtmf(self, digit: str) -> None:
         """Keypresses are the session's business (events, tools); the LLM never sees them."""
 
-    def caller_speaking(self, speaking: bool) -> None:
-        """The session's VAD: while the caller talks, a turn never ends."""
+    def caller_speaking(self, speaking: bool, ago_s: float = 0.0) -> None:
+        """The session's VAD: while the caller talks, a turn never ends.
+
+        ``ago_s``: the voice stopped that long before the VAD said so (its hangover).
+        """
+        if not speaking:
+            self._vad_end = time.monotonic() - max(ago_s, 0.0)
         self._turn_q.put_nowait(speaking)
 
     async def outputs(self) -> AsyncIterator[BrainOutput]:
@@ -223,8 +228,6 @@ class Pipeline:
                 continue
             if isinstance(item, bool):
                 speaking = item
-                if not item:
-                    self._vad_end = time.monotonic()
             elif item.final:
                 if item.text.strip():
                     finals.append(item.text.strip())

@@ -729,9 +729,11 @@ class CallSession:
     async def _on_speech(self, sev: SpeechEvent) -> None:
         if isinstance(sev, SpeechStarted):
             self._onset_clock = self.clock()
+            self._tell_brain_speaking(True)
         elif isinstance(sev, SpeechEnded):
             lag_s = (self._caller_t_ms - sev.t_ms) / 1000.0
             self._last_eos = self.clock() - lag_s
+            self._tell_brain_speaking(False, lag_s)
         elif isinstance(sev, SpeechSustained):
             reply = self._current
             if not self.agent.policy.enabled:
@@ -751,6 +753,16 @@ class CallSession:
             if policy.pause_before_words or not policy.resume:
                 await self._clear_for(self._pause)
             await self._judge()
+
+    def _tell_brain_speaking(self, speaking: bool, ago_s: float = 0.0) -> None:
+        """Hand the VAD's segment start/end to the brain (the pipeline holds turns on it)."""
+        hook = getattr(self.brain, "caller_speaking", None)
+        if hook is None:
+            return
+        try:
+            hook(speaking, ago_s)
+        except Exception as exc:
+            self._error("brain_vad", f"caller_speaking failed: {exc}", fatal=False)
 
     async def _clear_for(self, pause: _Pause) -> None:
         await self.leg.clear()

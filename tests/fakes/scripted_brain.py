@@ -83,6 +83,9 @@ class ScriptedBrain:
     async def push_dtmf(self, digit: str) -> None:
         self.dtmf.append(digit)
 
+    def caller_speaking(self, speaking: bool, ago_s: float = 0.0) -> None:
+        """The session's VAD; this brain does not use it."""
+
     async def outputs(self) -> AsyncIterator[BrainOutput]:
         try:
             while True:
