@@ -38,6 +38,11 @@ async def test_openai_realtime_call_streams_mulaw_both_ways_with_transcripts_and
             assert ended.reason == "hangup"
 
 
+# The fake speaks a forced greeting over the scripted audio length, so the greeting
+# must be as long as that audio for the heard share of its text to be realistic.
+GREETING = "Welcome to Acme, " * 12
+
+
 async def test_openai_realtime_tool_round_trip_and_barge_in_over_the_carrier():
     from patter_core import tool
     from tests.fakes.audio import mulaw, voiced
@@ -56,7 +61,7 @@ async def test_openai_realtime_tool_round_trip_and_barge_in_over_the_carrier():
 
     async with FakeOpenAIRealtime() as fake:
         fake.replies = [
-            Reply(text="Welcome to Acme, " * 12, audio_ms=4000),  # a long greeting to cut into
+            Reply(text=GREETING, audio_ms=4000),  # a long greeting to cut into
             Reply(tool="lookup_order", arguments={"order_id": "A-1042"}),
             Reply(text="It has shipped.", audio_ms=500),
         ]
@@ -64,7 +69,7 @@ async def test_openai_realtime_tool_round_trip_and_barge_in_over_the_carrier():
 
         def agent(phone):  # type: ignore[no-untyped-def]
             engine = OpenAIRealtime(fake.key, base_url=fake.base_url)
-            return phone.agent(engine=engine, first_message="Welcome.", tools=[lookup_order])
+            return phone.agent(engine=engine, first_message=GREETING, tools=[lookup_order])
 
         async with twilio_rig(agent) as rig:
             call = await rig.sim.inbound_call()
@@ -89,6 +94,10 @@ async def test_openai_realtime_tool_round_trip_and_barge_in_over_the_carrier():
             assert result.result == {"status": "shipped"} and looked_up == ["A-1042"]
             outputs = [i for i in fake.conns[0].items if i.get("type") == "function_call_output"]
             assert outputs and "shipped" in outputs[0]["output"]
+            agent_said = [e for e in rig.seen if e.type == "transcript" and e.role == "agent"]
+            cut = agent_said[0]
+            assert cut.interrupted and cut.text.startswith("Welcome to Acme")
+            assert len(cut.text) < len(GREETING) * 0.8  # only what was heard
             await call.hangup()
 
 
