@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from patter_core import OpenAIRealtime
 from patter_core.testing import tone_mulaw
 from tests.fakes.openai_realtime import FakeOpenAIRealtime, Reply
@@ -113,3 +115,89 @@ async def test_openai_realtime_refused_key_ends_the_call_cleanly():
             assert ended.reason == "engine_error"
             errors = [e for e in rig.seen if e.type == "error"]
             assert errors and all("a-wrong-key" not in e.message for e in errors)
+
+
+async def test_elevenlabs_convai_call_with_client_tool_and_barge_in_over_the_carrier():
+    from patter_core import ElevenLabsConvAI, tool
+    from tests.fakes.audio import mulaw, voiced
+    from tests.fakes.elevenlabs_convai import FakeElevenLabsConvAI
+    from tests.fakes.elevenlabs_convai import Reply as ConvReply
+
+    looked_up = []
+
+    @tool
+    async def lookup_order(order_id: str) -> dict:
+        """Find an order.
+
+        Args:
+            order_id: the order number
+        """
+        looked_up.append(order_id)
+        return {"status": "shipped"}
+
+    async with FakeElevenLabsConvAI() as fake:
+        fake.first_message = ""
+        fake.replies = [
+            ConvReply(text=GREETING, audio_ms=4000, pace_s=0.1),  # a long answer to cut into
+            ConvReply(tool="lookup_order", parameters={"order_id": "A-1042"}),
+            ConvReply(text="It has shipped.", audio_ms=500),
+        ]
+        fake.caller_says = ["Hello?", "Wait, where is order A-1042?"]
+
+        def agent(phone):  # type: ignore[no-untyped-def]
+            engine = ElevenLabsConvAI(fake.key, agent_id=fake.agent_id, base_url=fake.base_url)
+            return phone.agent(engine=engine, tools=[lookup_order])
+
+        async with twilio_rig(agent) as rig:
+            call = await rig.sim.inbound_call()
+            call.say(mulaw(voiced(300)))
+            await call.wait_heard(8000, timeout=10)  # one second of the long answer
+            call.say(mulaw(voiced(900)))
+            async with asyncio.timeout(20):
+                while not any(
+                    e.type == "transcript" and e.role == "agent" and "shipped" in e.text
+                    for e in rig.seen
+                ):
+                    rig.seen.append(await rig.events.get())
+            assert any(e.type == "barge_in" for e in rig.seen)
+            caller = [e.text for e in rig.seen if e.type == "transcript" and e.role == "caller"]
+            assert caller == ["Hello?", "Wait, where is order A-1042?"]
+            agent_said = [e for e in rig.seen if e.type == "transcript" and e.role == "agent"]
+            cut = agent_said[0]
+            assert cut.interrupted and cut.text.startswith("Welcome to Acme")
+            assert len(cut.text) < len(GREETING) * 0.8
+            called = next(e for e in rig.seen if e.type == "tool.called")
+            result = next(e for e in rig.seen if e.type == "tool.result")
+            assert called.name == "lookup_order" and called.arguments == {"order_id": "A-1042"}
+            assert result.result == {"status": "shipped"} and looked_up == ["A-1042"]
+            sent = fake.conns[0].tool_results[0]
+            assert "shipped" in sent["result"] and sent["is_error"] is False
+            await call.wait_heard((1000 + 500) * 8, timeout=10)
+            await call.hangup()
+            ended = await rig.next_event("call.ended")
+            assert ended.reason == "hangup"
+            metrics = [e for e in rig.seen if e.type == "turn.metrics"]
+            minutes = sum(m.cost.units.get("convai_seconds", 0.0) for m in metrics)
+            assert minutes > 0
+            engine_cost = sum(m.cost.realtime for m in metrics)
+            assert engine_cost == pytest.approx(minutes / 60 * 0.10)
+
+
+async def test_elevenlabs_convai_refused_key_ends_the_call_cleanly():
+    from patter_core import ElevenLabsConvAI
+    from tests.fakes.elevenlabs_convai import FakeElevenLabsConvAI
+
+    async with FakeElevenLabsConvAI(key="the-right-key") as fake:
+
+        def agent(phone):  # type: ignore[no-untyped-def]
+            engine = ElevenLabsConvAI(
+                "xi-wrong-key", agent_id=fake.agent_id, base_url=fake.base_url
+            )
+            return phone.agent(engine=engine)
+
+        async with twilio_rig(agent) as rig:
+            await rig.sim.inbound_call()
+            ended = await rig.next_event("call.ended", timeout=15)
+            assert ended.reason == "engine_error"
+            errors = [e for e in rig.seen if e.type == "error"]
+            assert errors and all("xi-wrong-key" not in e.message for e in errors)
