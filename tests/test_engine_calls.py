@@ -201,3 +201,80 @@ async def test_elevenlabs_convai_refused_key_ends_the_call_cleanly():
             assert ended.reason == "engine_error"
             errors = [e for e in rig.seen if e.type == "error"]
             assert errors and all("xi-wrong-key" not in e.message for e in errors)
+
+
+async def test_openai_realtime_socket_dropped_mid_call_reconnects_then_ends_cleanly():
+    async with FakeOpenAIRealtime() as fake:
+        fake.replies = [
+            Reply(text="Acme, hello.", audio_ms=400),
+            Reply(text="On Sunday we", audio_ms=1000, drop_after_chunks=2),
+            Reply(text="On Sunday we open at ten.", audio_ms=600),
+            Reply(text="You are", audio_ms=1000, drop_after_chunks=1),
+        ]
+        fake.caller_says = ["When do you open on Sunday?", "Thanks"]
+
+        def agent(phone):  # type: ignore[no-untyped-def]
+            engine = OpenAIRealtime(fake.key, base_url=fake.base_url)
+            return phone.agent(engine=engine, first_message="Acme, hello.")
+
+        async with twilio_rig(agent) as rig:
+            call = await rig.sim.inbound_call()
+            await call.wait_heard(400 * 8, timeout=10)
+            call.say(tone_mulaw(300, 0.4))
+            async with asyncio.timeout(15):
+                while not any(
+                    e.type == "transcript" and e.role == "agent" and "ten" in e.text
+                    for e in rig.seen
+                ):
+                    rig.seen.append(await rig.events.get())
+            assert len(fake.conns) == 2, "one reconnect"
+            replayed = [i for i in fake.conns[1].items if i.get("type") == "message"]
+            assert replayed and replayed[0]["content"][0]["text"] == "Acme, hello."
+            assert not any(e.type == "call.ended" for e in rig.seen)
+            await call.wait_heard((400 + 600) * 8, timeout=10)
+            call.say(tone_mulaw(300, 0.4))  # this reply drops the socket again
+            ended = await rig.next_event("call.ended", timeout=15)
+            assert ended.reason == "engine_error"
+            assert len(fake.conns) == 2, "no second reconnect"
+            errors = [e for e in rig.seen if e.type == "error"]
+            assert errors and errors[-1].fatal and fake.key not in errors[-1].message
+
+
+async def test_elevenlabs_convai_socket_dropped_mid_call_reconnects_then_ends_cleanly():
+    from patter_core import ElevenLabsConvAI
+    from tests.fakes.audio import mulaw, voiced
+    from tests.fakes.elevenlabs_convai import FakeElevenLabsConvAI
+    from tests.fakes.elevenlabs_convai import Reply as ConvReply
+
+    async with FakeElevenLabsConvAI() as fake:
+        fake.first_message = ""
+        fake.replies = [
+            ConvReply(text="Let me", audio_ms=1000, drop_after_chunks=1),
+            ConvReply(text="We open at ten.", audio_ms=500),
+            ConvReply(text="Bye", audio_ms=1000, drop_after_chunks=1),
+        ]
+        fake.caller_says = ["When do you open?", "When do you open?", "Thanks"]
+
+        def agent(phone):  # type: ignore[no-untyped-def]
+            engine = ElevenLabsConvAI(fake.key, agent_id=fake.agent_id, base_url=fake.base_url)
+            return phone.agent(engine=engine)
+
+        async with twilio_rig(agent) as rig:
+            call = await rig.sim.inbound_call()
+            call.say(mulaw(voiced(300)))
+            async with asyncio.timeout(15):
+                while len(fake.conns) < 2:
+                    rig.seen.append(await rig.events.get())
+            assert not any(e.type == "call.ended" for e in rig.seen)
+            await fake.until(lambda f: bool(f.conns[1].initiation))
+            call.say(mulaw(voiced(300)))
+            async with asyncio.timeout(15):
+                while not any(
+                    e.type == "transcript" and e.role == "agent" and "ten" in e.text
+                    for e in rig.seen
+                ):
+                    rig.seen.append(await rig.events.get())
+            call.say(mulaw(voiced(300)))  # this reply drops the socket again
+            ended = await rig.next_event("call.ended", timeout=15)
+            assert ended.reason == "engine_error"
+            assert len(fake.conns) == 2, "no second reconnect"
