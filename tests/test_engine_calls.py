@@ -278,3 +278,32 @@ async def test_elevenlabs_convai_socket_dropped_mid_call_reconnects_then_ends_cl
             ended = await rig.next_event("call.ended", timeout=15)
             assert ended.reason == "engine_error"
             assert len(fake.conns) == 2, "no second reconnect"
+
+
+async def test_session_vad_reaches_a_brain_that_guards_turns_with_it():
+    """The pipeline holds a turn open while the session's VAD hears the caller."""
+    from patter_core.engines.echo import EchoEngine
+    from tests.fakes.audio import mulaw, voiced
+
+    heard: list[bool] = []
+
+    class Guarded(EchoEngine):
+        def create_brain(self) -> "Guarded":
+            return Guarded()
+
+        def caller_speaking(self, speaking: bool) -> None:
+            heard.append(speaking)
+
+    brain = Guarded()  # each call gets a copy; they all report into ``heard``
+
+    def agent(phone):  # type: ignore[no-untyped-def]
+        return phone.agent(engine=brain)
+
+    async with twilio_rig(agent) as rig:
+        call = await rig.sim.inbound_call()
+        await rig.next_event("call.answered", timeout=10)
+        call.say(mulaw(voiced(600)) + b"\xff" * 8 * 1000)  # speech, then a second of silence
+        async with asyncio.timeout(10):
+            while heard[:2] != [True, False]:
+                await asyncio.sleep(0.02)
+        await call.hangup()

@@ -688,6 +688,16 @@ class CallSession:
         if self._pause is not None:
             await self._judge()
 
+    def _tell_brain_speaking(self, speaking: bool) -> None:
+        """Feed the session's VAD to a brain that guards its turn ends with it (the pipeline)."""
+        hook = getattr(self.brain, "caller_speaking", None)
+        if not callable(hook):
+            return
+        try:
+            hook(speaking)
+        except Exception:
+            log.warning("call %s: brain caller_speaking failed", self.call_id, exc_info=True)
+
     async def _on_server_barge_in(self) -> None:
         """The provider cut its own reply: drop what the carrier still queues, keep its text.
 
@@ -718,6 +728,8 @@ class CallSession:
         return self.ledger.speaking or (cur is not None and not cur.done and not cur.cut)
 
     async def _on_speech(self, sev: SpeechEvent) -> None:
+        if isinstance(sev, SpeechStarted | SpeechEnded):
+            self._tell_brain_speaking(isinstance(sev, SpeechStarted))
         if isinstance(sev, SpeechStarted):
             self._onset_clock = self.clock()
         elif isinstance(sev, SpeechEnded):
