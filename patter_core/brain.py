@@ -62,6 +62,9 @@ class CallerSpeech:
     """The brain's own speech detector (provider VAD) saw the caller start or stop."""
 
     speaking: bool
+    # The provider itself cut the reply being played (server-side barge-in); the
+    # session then stops playback without calling interrupt().
+    interrupted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

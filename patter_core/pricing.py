@@ -34,7 +34,14 @@ class Pricing:
     realtime_audio_output_per_million: float = 80.0
     realtime_text_input_per_million: float = 5.0
     realtime_text_output_per_million: float = 20.0
-    convai_per_minute: float = 0.10  # ElevenLabs Conversational AI, by conversation time
+    # Cached input is billed far below fresh input; long calls re-read the whole context.
+    realtime_cached_audio_input_per_million: float = 2.5
+    realtime_cached_text_input_per_million: float = 2.5
+    # gpt-4o-transcribe for the caller side of a realtime session
+    realtime_transcription_input_per_million: float = 6.0
+    realtime_transcription_output_per_million: float = 10.0
+    # ElevenLabs Conversational AI bills call minutes, not tokens (Creator/Pro rate)
+    convai_per_minute: float = 0.10
 
     @classmethod
     def with_overrides(cls, overrides: Mapping[str, float] | None = None) -> Pricing:
@@ -90,6 +97,18 @@ PRICE_SOURCES: dict[str, PriceSource] = {
     "realtime_audio_output_per_million": PriceSource(True, _OPENAI_RT),
     "realtime_text_input_per_million": PriceSource(True, _OPENAI_RT),
     "realtime_text_output_per_million": PriceSource(True, _OPENAI_RT),
+    "realtime_cached_audio_input_per_million": PriceSource(
+        False, "unconfirmed: OpenAI's cached-input rate for gpt-4o-realtime, not re-checked"
+    ),
+    "realtime_cached_text_input_per_million": PriceSource(
+        False, "unconfirmed: OpenAI's cached-input rate for gpt-4o-realtime, not re-checked"
+    ),
+    "realtime_transcription_input_per_million": PriceSource(
+        False, "unconfirmed: gpt-4o-transcribe input rate, not re-checked"
+    ),
+    "realtime_transcription_output_per_million": PriceSource(
+        False, "unconfirmed: gpt-4o-transcribe output rate, not re-checked"
+    ),
     "convai_per_minute": PriceSource(
         False,
         "unconfirmed: elevenlabs.io/pricing not checked; its plans list Agents at about "
@@ -109,6 +128,10 @@ USAGE_KEYS = (
     "realtime_audio_output_tokens",
     "realtime_text_input_tokens",
     "realtime_text_output_tokens",
+    "realtime_cached_audio_tokens",
+    "realtime_cached_text_tokens",
+    "realtime_transcription_input_tokens",
+    "realtime_transcription_output_tokens",
     "convai_seconds",
 )
 
@@ -127,8 +150,13 @@ def usage_cost(usage: Mapping[str, float], pricing: Pricing) -> CostParts:
         + u["realtime_audio_output_tokens"] * pricing.realtime_audio_output_per_million
         + u["realtime_text_input_tokens"] * pricing.realtime_text_input_per_million
         + u["realtime_text_output_tokens"] * pricing.realtime_text_output_per_million
-    ) / 1e6
-    realtime += u["convai_seconds"] / 60.0 * pricing.convai_per_minute
+        + u["realtime_cached_audio_tokens"] * pricing.realtime_cached_audio_input_per_million
+        + u["realtime_cached_text_tokens"] * pricing.realtime_cached_text_input_per_million
+        + u["realtime_transcription_input_tokens"]
+        * pricing.realtime_transcription_input_per_million
+        + u["realtime_transcription_output_tokens"]
+        * pricing.realtime_transcription_output_per_million
+    ) / 1e6 + u["convai_seconds"] / 60.0 * pricing.convai_per_minute
     return CostParts(
         stt=u["stt_seconds"] / 60.0 * pricing.stt_per_minute,
         llm=llm,

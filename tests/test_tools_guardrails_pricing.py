@@ -143,3 +143,26 @@ def test_usage_cost_hand_computed() -> None:
     assert carrier_cost(1, p) == pytest.approx(0.0085)
     assert carrier_cost(60, p) == pytest.approx(0.0085)
     assert carrier_cost(60.5, p, outbound=True) == pytest.approx(0.028)
+
+
+def test_realtime_cached_tokens_and_convai_minutes_are_priced() -> None:
+    p = Pricing()
+    cost = usage_cost(
+        {
+            "realtime_cached_audio_tokens": 100_000,
+            "realtime_cached_text_tokens": 40_000,
+            "realtime_text_input_tokens": 1_000,
+        },
+        p,
+    )
+    # 100k * $2.5/M + 40k * $2.5/M + 1k * $5/M = 0.25 + 0.1 + 0.005
+    assert cost.realtime == pytest.approx(0.355)
+    assert cost.units["realtime_cached_audio_tokens"] == 100_000
+    # cached input is cheaper than fresh input
+    fresh = usage_cost({"realtime_audio_input_tokens": 100_000}, p).realtime
+    assert fresh == pytest.approx(4.0) and fresh > 0.25
+    convai = usage_cost({"convai_seconds": 90}, p)
+    assert convai.realtime == pytest.approx(0.15)  # 1.5 min * $0.10
+    assert usage_cost(
+        {"convai_seconds": 90}, Pricing.with_overrides({"convai_per_minute": 0.08})
+    ).realtime == pytest.approx(0.12)

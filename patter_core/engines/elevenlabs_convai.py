@@ -375,12 +375,16 @@ class ElevenLabsConvAI:
             event = msg.get("agent_response_correction_event") or {}
             corrected = str(event.get("corrected_agent_response") or "")
             rid = self._last_reply
+            cut = self._reply is not None and self._reply in self._cut
             for entry in reversed(self.history.entries):
                 if entry.kind == "assistant":
                     entry.text = corrected
                     break
             if rid:
                 self._emit(AgentText(corrected, final=True, response_id=rid))
+            if cut:
+                # The interrupted reply is closed only now, so its text is what was said.
+                self._close_reply()
         elif kind == "user_transcript":
             self._close_reply()
             event = msg.get("user_transcription_event") or {}
@@ -390,10 +394,10 @@ class ElevenLabsConvAI:
         elif kind == "interruption":
             event = msg.get("interruption_event") or {}
             self._last_interrupt = int(event.get("event_id") or 0)
+            # The reply stays open until its correction (or the idle timer) closes it.
             if self._reply is not None:
                 self._cut.add(self._reply)
-            self._close_reply()
-            self._emit(CallerSpeech(speaking=True))
+            self._emit(CallerSpeech(speaking=True, interrupted=self._reply is not None))
         elif kind == "client_tool_call":
             call = msg.get("client_tool_call") or {}
             params = call.get("parameters")

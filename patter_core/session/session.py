@@ -118,6 +118,7 @@ class _Reply:
     timing: ReplyTiming = field(default_factory=ReplyTiming)
     metrics_sent: bool = False
     transcribed: bool = False
+    server_cut: bool = False  # the provider cut it; its corrected text is what was said
 
 
 @dataclass(slots=True)
@@ -376,6 +377,8 @@ class CallSession:
                 elif isinstance(out, CallerSpeech):
                     if not out.speaking:
                         self._last_eos = self.clock()
+                    elif out.interrupted:
+                        await self._on_server_barge_in()
                 elif isinstance(out, ToolRequest):
                     self._spawn(self._run_tool(out))
                 elif isinstance(out, ResponseDone):
@@ -480,6 +483,7 @@ class CallSession:
             return
         reply.transcribed = True
         heard = self.ledger.heard_ms(reply.id)
+        interrupted = interrupted or reply.server_cut
         if reply.produced_ms == 0:
             text = reply.text
         else:
@@ -498,9 +502,14 @@ class CallSession:
         reply.timing.pipeline.update(out.timings)
         if not out.response_id:
             self._anon += 1
-        if not reply.cut and self._fully_heard(reply):
+        if reply.server_cut or (not reply.cut and self._fully_heard(reply)):
             self._agent_transcript(reply)
-        if reply.cut or reply.timing.first_heard is not None or reply.produced_ms == 0:
+        if (
+            reply.cut
+            or reply.server_cut
+            or reply.timing.first_heard is not None
+            or reply.produced_ms == 0
+        ):
             self._flush_metrics(reply)
         await self._notify()
 
@@ -722,6 +731,31 @@ class CallSession:
         if self._pause is not None:
             await self._judge()
 
+    async def _on_server_barge_in(self) -> None:
+        """The provider cut its own reply: drop what the carrier still queues, keep its text.
+
+        The brain already stopped, so interrupt() is not called; the reply's final
+        (corrected) text arrives next and is transcribed as interrupted.
+        """
+        reply = self._current
+        if reply is None or reply.cut or reply.done or reply.server_cut:
+            return
+        reply.server_cut = True
+        if self._pause is not None and self._pause.reply is reply:
+            self._pause = None
+        detect = 0.0
+        if self.ledger.current_response() == reply.id:
+            await self.leg.clear()
+            self.ledger.clear()
+            if self._onset_clock:
+                detect = round(max(self.clock() - self._onset_clock, 0.0) * 1000.0, 1)
+        heard = self.ledger.heard_ms(reply.id)
+        reply.timing.barge_in_to_clear_ms = detect
+        self._publish(
+            BargeIn(call_id=self.call_id, heard_ms=round(heard, 1), detect_to_clear_ms=detect)
+        )
+        await self._notify()
+
     def _agent_speaking(self) -> bool:
         cur = self._current
         return self.ledger.speaking or (cur is not None and not cur.done and not cur.cut)
@@ -739,6 +773,8 @@ class CallSession:
             if not self.agent.policy.enabled:
                 return
             if self._machine or self._pause is not None or reply is None or reply.cut:
+                return
+            if reply.server_cut:
                 return
             if not self._agent_speaking():
                 return
