@@ -187,7 +187,9 @@ def test_sigterm_drains_live_calls_and_exits_cleanly(short_tmp: Path) -> None:
 def test_sighup_reloads_config_and_keeps_old_on_error(short_tmp: Path) -> None:
     cfg = write_config(short_tmp)
     with DaemonProcess(short_tmp, cfg, "--grace", "0") as d:
-        assert ctl(short_tmp, "call", "+15551234567", "--agent", "sales").returncode == 1
+        before = ctl(short_tmp, "call", "+15551234567", "--agent", "sales")
+        # Not configured yet: the daemon rejects the request (422), patterctl's exit 2.
+        assert before.returncode == 2 and "unknown agent 'sales'" in before.stderr
         cfg.write_text('[agents.echo]\nengine = "echo"\n[agents.sales]\nengine = "echo"\n')
         d.signal(signal.SIGHUP)
         # SIGHUP reloads asynchronously; `patterctl reload` (same path) makes it deterministic.

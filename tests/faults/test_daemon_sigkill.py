@@ -5,7 +5,9 @@ restarted daemon answers the next call."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,23 @@ from patterd.client import PatterClient
 from tests.support.daemon_calls import free_port, history, no_live, until
 from tests.support.fixtures import short_tmp_dir
 from tests.test_daemon_sdk import _daemon
+
+
+async def _committed(db: Path, want: dict[str, str]) -> bool:
+    """Whether the index file itself holds each call with the status wanted."""
+
+    def read() -> bool:
+        if not db.exists():
+            return False
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            for call_id, status in want.items():
+                row = conn.execute("SELECT status FROM calls WHERE call_id = ?", (call_id,))
+                found = row.fetchone()
+                if found is None or found[0] != status:
+                    return False
+        return True
+
+    return await asyncio.to_thread(read)
 
 
 @pytest.fixture
@@ -44,8 +63,11 @@ async def test_sigkill_mid_call_then_restart_records_interrupted_and_serves(shor
                 tone = tone_mulaw(440, 0.2)
                 call.say(tone)
                 await call.wait_heard(len(tone))
-                # Let the store's batch (flushed each second) reach the disk.
-                await asyncio.sleep(1.5)
+                # Kill only once both calls are committed, as the rows on disk show: the
+                # store batches writes each second and a busy machine can delay that.
+                db = short_tmp / "history" / "patter.db"
+                want = {finished[0]["call_id"]: "completed", killed_id: "live"}
+                await until(lambda: _committed(db, want), timeout=20)
             daemon.signal(signal.SIGKILL)
             assert await asyncio.to_thread(daemon.proc.wait, 10) == -signal.SIGKILL  # type: ignore[union-attr]
             # The carrier notices the socket went away.
