@@ -110,7 +110,7 @@ class StreamResampler:
 
     def run(
         self,
-        data: bytes | memoryview,
+        data: bytes | memoryview | npt.NDArray[np.int16],
         src_table: bytes | None = None,
         dst_table: bytes | None = None,
     ) -> bytes:
@@ -152,11 +152,9 @@ class StreamResampler:
     def process(self, samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
         if self.in_rate == self.out_rate:
             return samples
-        if _fir is not None:
-            raw = np.ascontiguousarray(samples, dtype=np.int16)
-            out = _fir.run(self._state, self._taps, self._up, self._down, raw, None, None)
-            return np.frombuffer(out, np.int16)
-        return self._numpy(samples)
+        if _fir is None:
+            return self._numpy(samples)
+        return np.frombuffer(self.run(np.ascontiguousarray(samples, dtype=np.int16)), np.int16)
 
     def _numpy(self, samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
         buf = np.concatenate((self._hist, samples.astype(np.float32)))

@@ -465,9 +465,7 @@ class CallSession:
 
     async def _cut_reply(self, reply: _Reply, *, interrupted: bool, brain: bool = True) -> float:
         """Stop a reply where the caller stopped hearing it; returns heard ms."""
-        if self.ledger.current_response() == reply.id:
-            await self.leg.clear()
-            self.ledger.clear()
+        await self._clear_if_playing(reply)
         self._held.clear()
         heard = self.ledger.heard_ms(reply.id)
         reply.cut = True
@@ -744,17 +742,24 @@ class CallSession:
         if self._pause is not None and self._pause.reply is reply:
             self._pause = None
         detect = 0.0
-        if self.ledger.current_response() == reply.id:
-            await self.leg.clear()
-            self.ledger.clear()
-            if self._onset_clock:
-                detect = round(max(self.clock() - self._onset_clock, 0.0) * 1000.0, 1)
-        heard = self.ledger.heard_ms(reply.id)
+        if await self._clear_if_playing(reply) and self._onset_clock:
+            detect = round(max(self.clock() - self._onset_clock, 0.0) * 1000.0, 1)
+        self._publish_barge_in(reply, self.ledger.heard_ms(reply.id), detect)
+        await self._notify()
+
+    async def _clear_if_playing(self, reply: _Reply) -> bool:
+        """Flush the carrier and the ledger if ``reply`` is what the caller hears now."""
+        if self.ledger.current_response() != reply.id:
+            return False
+        await self.leg.clear()
+        self.ledger.clear()
+        return True
+
+    def _publish_barge_in(self, reply: _Reply, heard: float, detect: float) -> None:
         reply.timing.barge_in_to_clear_ms = detect
         self._publish(
             BargeIn(call_id=self.call_id, heard_ms=round(heard, 1), detect_to_clear_ms=detect)
         )
-        await self._notify()
 
     def _agent_speaking(self) -> bool:
         cur = self._current
@@ -830,11 +835,7 @@ class CallSession:
             await self._clear_for(pause)
         reply = pause.reply
         heard = await self._cut_reply(reply, interrupted=True, brain=interrupt_brain)
-        detect = self._detect_to_clear(pause)
-        reply.timing.barge_in_to_clear_ms = detect
-        self._publish(
-            BargeIn(call_id=self.call_id, heard_ms=round(heard, 1), detect_to_clear_ms=detect)
-        )
+        self._publish_barge_in(reply, heard, self._detect_to_clear(pause))
         await self._notify()
 
     async def _resume(self, pause: _Pause) -> None:
