@@ -11,7 +11,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 from patter_core.brain import Brain
 from patter_core.guardrails import Guardrail
 from patter_core.pricing import Pricing
-from patter_core.session.config import AgentConfig, VadKind
+from patter_core.session.config import DEFAULT_APOLOGY, AgentConfig, VadKind
 from patter_core.session.interruption import InterruptionPolicy
 from patter_core.tools import Tool
 
@@ -40,6 +40,7 @@ class Agent:
     interruption: InterruptionPolicy | None = None
     vad: VadKind = "webrtc"
     name: str = "agent"
+    apology: str = DEFAULT_APOLOGY  # spoken if the brain fails mid-call; "" for silence
 
     def __post_init__(self) -> None:
         pipeline = any(x is not None for x in (self.stt, self.llm, self.tts))
@@ -83,6 +84,7 @@ class Agent:
             pricing=pricing,
             vad=self.vad,
             name=self.name,
+            apology=self.apology,
         )
 
     def create_brain(self, on_message: Callable[..., Any] | None = None) -> Brain:

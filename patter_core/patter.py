@@ -30,7 +30,7 @@ from patter_core.pricing import Pricing
 from patter_core.server.app import CarrierRoutes, PatterServer, ServerConfig
 from patter_core.server.registry import CallRecord
 from patter_core.session.callbacks import Callback, CallbackRunner
-from patter_core.session.config import CallInfo, VadKind
+from patter_core.session.config import DEFAULT_APOLOGY, CallInfo, VadKind
 from patter_core.session.session import CallSession
 from patter_core.store import CallStore, resolve_root
 from patter_core.tools import Tool
@@ -137,6 +137,7 @@ class Patter:
         barge_in_threshold_ms: int = 300,
         vad: VadKind = "webrtc",
         name: str = "agent",
+        apology: str = DEFAULT_APOLOGY,
     ) -> Agent:
         return Agent(
             engine=engine,
@@ -151,6 +152,7 @@ class Patter:
             barge_in_threshold_ms=barge_in_threshold_ms,
             vad=vad,
             name=name,
+            apology=apology,
         )
 
     # --- readiness ------------------------------------------------------------------

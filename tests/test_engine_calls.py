@@ -9,6 +9,8 @@ from patter_core.testing import tone_mulaw
 from tests.fakes.openai_realtime import FakeOpenAIRealtime, Reply
 from tests.twilio_harness import twilio_rig
 
+DEFAULT_APOLOGY_START = "Sorry"
+
 
 async def test_openai_realtime_call_streams_mulaw_both_ways_with_transcripts_and_cost():
     async with FakeOpenAIRealtime() as fake:
@@ -106,18 +108,74 @@ async def test_openai_realtime_tool_round_trip_and_barge_in_over_the_carrier():
             await call.hangup()
 
 
-async def test_openai_realtime_refused_key_ends_the_call_cleanly():
+async def _apology() -> bytes:
+    from patter_core.audio.formats import AudioFormat, Encoding
+    from patter_core.session.apology import apology_clip
+    from patter_core.session.config import DEFAULT_APOLOGY
+
+    return await apology_clip(DEFAULT_APOLOGY, AudioFormat(Encoding.MULAW, 8000))
+
+
+def _apology_transcripts(rig):  # type: ignore[no-untyped-def]
+    from patter_core.session.config import DEFAULT_APOLOGY
+
+    return [e for e in rig.seen if e.type == "transcript" and e.text == DEFAULT_APOLOGY]
+
+
+async def test_openai_realtime_refused_key_ends_the_call_cleanly_after_an_apology():
+    clip = await _apology()
+    async with FakeOpenAIRealtime(key="the-right-key") as fake:
+
+        def agent(phone):  # type: ignore[no-untyped-def]
+            engine = OpenAIRealtime("a-wrong-key", base_url=fake.base_url)
+            return phone.agent(engine=engine, first_message="Hello!")
+
+        async with twilio_rig(agent) as rig:
+            call = await rig.sim.inbound_call()
+            ended = await rig.next_event("call.ended", timeout=15)
+            assert ended.reason == "engine_error"
+            errors = [e for e in rig.seen if e.type == "error"]
+            assert errors and all("a-wrong-key" not in e.message for e in errors)
+            # The caller heard the canned apology, all of it and nothing else, before the end.
+            assert bytes(call.heard) == clip
+            said = _apology_transcripts(rig)
+            assert len(said) == 1 and said[0].role == "agent" and not said[0].interrupted
+
+
+async def test_an_empty_apology_ends_a_failed_call_in_silence():
+    async with FakeOpenAIRealtime(key="the-right-key") as fake:
+
+        def agent(phone):  # type: ignore[no-untyped-def]
+            engine = OpenAIRealtime("a-wrong-key", base_url=fake.base_url)
+            return phone.agent(engine=engine, apology="")
+
+        async with twilio_rig(agent) as rig:
+            call = await rig.sim.inbound_call()
+            ended = await rig.next_event("call.ended", timeout=15)
+            assert ended.reason == "engine_error"
+            assert call.media_received == 0 and not _apology_transcripts(rig)
+
+
+async def test_a_caller_who_hangs_up_during_the_apology_ends_the_call_at_once():
+    clip = await _apology()
     async with FakeOpenAIRealtime(key="the-right-key") as fake:
 
         def agent(phone):  # type: ignore[no-untyped-def]
             return phone.agent(engine=OpenAIRealtime("a-wrong-key", base_url=fake.base_url))
 
         async with twilio_rig(agent) as rig:
-            await rig.sim.inbound_call()
-            ended = await rig.next_event("call.ended", timeout=15)
-            assert ended.reason == "engine_error"
-            errors = [e for e in rig.seen if e.type == "error"]
-            assert errors and all("a-wrong-key" not in e.message for e in errors)
+            call = await rig.sim.inbound_call()
+            await call.wait_heard(8000, timeout=10)  # one second of the apology
+            loop = asyncio.get_running_loop()
+            hung_up = loop.time()
+            await call.hangup()
+            ended = await rig.next_event("call.ended", timeout=10)
+            assert ended.reason == "engine_error"  # why the call failed, not who left first
+            assert loop.time() - hung_up < len(clip) / 8000 - 1.5  # it did not play out
+            said = _apology_transcripts(rig)
+            assert not said, "only part of it was heard"
+            cut = [e for e in rig.seen if e.type == "transcript" and e.interrupted]
+            assert cut and DEFAULT_APOLOGY_START in cut[0].text
 
 
 # --- ElevenLabs Conversational AI ---------------------------------------------------------
@@ -380,6 +438,9 @@ async def test_openai_realtime_socket_dropped_mid_call_reconnects_then_ends_clea
             assert len(fake.conns) == 2, "no second reconnect"
             errors = [e for e in rig.seen if e.type == "error"]
             assert errors and errors[-1].fatal and fake.key not in errors[-1].message
+            # What the broken reply had queued was cleared; the apology played whole.
+            assert bytes(call.heard).endswith(await _apology())
+            assert len(_apology_transcripts(rig)) == 1
 
 
 async def test_elevenlabs_convai_socket_dropped_mid_call_reconnects_then_ends_cleanly():
@@ -420,6 +481,8 @@ async def test_elevenlabs_convai_socket_dropped_mid_call_reconnects_then_ends_cl
             ended = await rig.next_event("call.ended", timeout=15)
             assert ended.reason == "engine_error"
             assert len(fake.conns) == 2, "no second reconnect"
+            assert bytes(call.heard).endswith(await _apology())
+            assert len(_apology_transcripts(rig)) == 1
 
 
 async def test_session_vad_reaches_a_brain_that_guards_turns_with_it():

@@ -254,11 +254,25 @@ async def test_amd_human_greets_after_verdict() -> None:
     await call.end()
 
 
-async def test_brain_fatal_failure_ends_call_once() -> None:
+async def test_brain_fatal_failure_apologises_then_ends_call_once() -> None:
+    from patter_core.audio.formats import MULAW_8K
+    from patter_core.session.apology import apology_clip
+    from patter_core.session.config import DEFAULT_APOLOGY
+    from tests.fakes.memory_leg import settle
+
+    clip = await apology_clip(DEFAULT_APOLOGY, MULAW_8K)
     call = await start_call()
-    await call.brain.emit(BrainFailure("upstream", "socket closed", fatal=True))
+    lookup = reply("r1", "Let me look that up for you.", 2000, done=False)
+    await call.brain.emit(*lookup, wait=False)
+    await call.brain.emit(BrainFailure("upstream", "socket closed", fatal=True), wait=False)
+    await settle(lambda: bytes(call.leg.sent).endswith(clip))
+    assert call.leg.clears, "the broken reply's queued audio was flushed first"
+    assert not call.task.done(), "the call waits for the apology to be heard"
+    await call.leg.feed(mulaw(silence(len(clip) // 8 + 500)))  # the caller hears it out
     summary = await asyncio.wait_for(call.task, 10)
     assert summary["reason"] == "engine_error"
+    assert bytes(call.leg.played).endswith(clip)
+    assert [t["text"] for t in summary["transcript"] if t["role"] == "agent"][-1] == DEFAULT_APOLOGY
     assert len(call.events("call.ended")) == 1
     assert call.brain.closed and call.leg.closed
     assert call.events("error")[0].fatal
@@ -267,7 +281,7 @@ async def test_brain_fatal_failure_ends_call_once() -> None:
 async def test_brain_start_failure_and_dropped_leg() -> None:
     brain = ScriptedBrain()
     brain.fail_start = ConnectionError("refused")
-    call = await start_call(brain=brain)
+    call = await start_call(AgentConfig(apology=""), brain=brain)
     assert (await asyncio.wait_for(call.task, 10))["reason"] == "engine_error"
 
     call2 = await start_call()

@@ -13,6 +13,9 @@ from patter_core.tools import Tool
 
 VadKind = Literal["webrtc", "silero"]
 
+# Spoken (by eSpeak NG, offline) when the brain fails and the call has to end.
+DEFAULT_APOLOGY = "Sorry, we are having technical trouble. Please call again later."
+
 
 class CallControls(Protocol):
     """Carrier actions for one call; the server implements them with ``CarrierControl``."""
@@ -42,6 +45,7 @@ class AgentConfig:
     goodbye_wait_s: float = 3.0
     beep_timeout_s: float = 30.0
     name: str = ""
+    apology: str = DEFAULT_APOLOGY
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ from patter_core.events import (
     TurnMetrics,
 )
 from patter_core.guardrails import apply_guardrails
+from patter_core.session.apology import apology_clip
 from patter_core.session.config import AgentConfig, CallControls, CallInfo, MachineDetectionCallback
 from patter_core.session.interruption import Verdict, judge
 from patter_core.session.ledger import PlaybackLedger, cut_text
@@ -82,6 +83,9 @@ log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 5.0
 BRAIN_READY_TIMEOUT_S = 30.0
+APOLOGY_READY_S = 5.0  # to render the clip and, if the brain failed first, for the caller to join
+APOLOGY_SLACK_S = 2.0  # beyond the clip's length, for the carrier to report it heard
+APOLOGY_ID = "apology"
 HUMAN_RESULTS = frozenset({"human", "human_residence", "human_business"})
 MACHINE_START_RESULTS = frozenset({"machine_start", "machine"})
 MACHINE_END_RESULTS = frozenset(
@@ -174,6 +178,7 @@ class CallSession:
         self._tg: asyncio.TaskGroup | None = None
         self._done = asyncio.Event()
         self._brain_ready = asyncio.Event()
+        self._brain_failed = asyncio.Event()
         self._changed = asyncio.Condition()
         self._reason: str | None = None
         self._ended = False
@@ -355,7 +360,7 @@ class CallSession:
             await self.brain.start(ctx)
         except Exception as exc:
             self._error("engine_start", f"brain failed to start: {exc}", fatal=True)
-            self.end("engine_error")
+            await self._fail("engine_error")
             return
         # An engine picks its audio formats while starting (µ-law for a µ-law carrier),
         # so the converters are decided again now that they are known.
@@ -386,17 +391,71 @@ class CallSession:
                 elif isinstance(out, BrainFailure):
                     self._error(out.code, out.message, fatal=out.fatal)
                     if out.fatal:
-                        self.end("engine_error")
+                        await self._fail("engine_error")
                         return
                 if self._new_reply:
                     await self._notify()
         except Exception as exc:
             self._error("engine_error", f"brain output failed: {exc}", fatal=True)
-            self.end("engine_error")
+            await self._fail("engine_error")
             return
         if self._reason is None:
             self._error("engine_closed", "brain stopped producing output", fatal=True)
-            self.end("engine_error")
+            await self._fail("engine_error")
+
+    async def _fail(self, reason: str) -> None:
+        """End the call after the brain failed, apologising first if the caller is there."""
+        if self._reason is not None or self._done.is_set():
+            self.end(reason)
+            return
+        self._reason = reason  # a hang-up during the apology does not change why the call ended
+        self._brain_failed.set()
+        if self.agent.apology and not self._machine:
+            await self._apologise(self.agent.apology)
+        self.end(reason)
+
+    async def _apologise(self, text: str) -> None:
+        """Play the canned apology over whatever the broken reply left queued, and wait for it."""
+        try:
+            async with asyncio.timeout(APOLOGY_READY_S):
+                clip = await apology_clip(text, self._wire)
+                if not await self._until(lambda: self._started_at is not None):
+                    return
+        except Exception:
+            log.warning("call %s: no apology: the clip or the caller was not ready", self.call_id)
+            return
+        self._pause = None
+        if self.ledger.speaking:
+            await self.leg.clear()
+            self.ledger.clear()
+        self._reply_seq += 1
+        reply = _Reply(APOLOGY_ID, self._reply_seq, self._turn, text=text, done=True)
+        reply.metrics_sent = True  # not a turn: no latency or cost of its own
+        reply.produced_ms = len(clip) / self._wire.bytes_for_ms(1000) * 1000.0
+        self._replies[APOLOGY_ID] = reply
+        await self._send_wire(reply, clip)
+        heard = False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(reply.produced_ms / 1000.0 + APOLOGY_SLACK_S):
+                heard = await self._until(lambda: self._fully_heard(reply))
+        self._agent_transcript(reply, interrupted=not heard)
+
+    async def _until(self, ready: Callable[[], bool]) -> bool:
+        """Wait for ``ready()``, re-checked whenever playback or the leg changes; False if the
+        call ends first. Callers bound it with a timeout."""
+
+        async def changed() -> None:
+            async with self._changed:
+                await self._changed.wait_for(ready)
+
+        waiter = asyncio.ensure_future(changed())
+        ended = asyncio.ensure_future(self._done.wait())
+        try:
+            await asyncio.wait([waiter, ended], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            ended.cancel()
+        return ready() and not self._done.is_set()
 
     def _error(self, code: str, message: str, *, fatal: bool) -> None:
         log.warning("call %s: %s: %s", self.call_id, code, message)
@@ -664,9 +723,11 @@ class CallSession:
                         await self._notify()
                 elif isinstance(ev, LegDtmf):
                     self._publish(Dtmf(call_id=self.call_id, digit=ev.digit))
-                    await self.brain.push_dtmf(ev.digit)
+                    if not self._brain_failed.is_set():
+                        await self.brain.push_dtmf(ev.digit)
                 elif isinstance(ev, LegStarted):
                     await self._on_leg_started()
+                    await self._notify()
                 elif isinstance(ev, LegStopped):
                     self.end("hangup" if ev.reason == "hangup" else "interrupted")
                     return
@@ -699,14 +760,17 @@ class CallSession:
         if self._brain_ready.is_set():
             return True
         ready = asyncio.ensure_future(self._brain_ready.wait())
+        failed = asyncio.ensure_future(self._brain_failed.wait())
         done = asyncio.ensure_future(self._done.wait())
         try:
             await asyncio.wait(
-                [ready, done], timeout=BRAIN_READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+                [ready, failed, done],
+                timeout=BRAIN_READY_TIMEOUT_S,
+                return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
-            ready.cancel()
-            done.cancel()
+            for waiter in (ready, failed, done):
+                waiter.cancel()
         return self._brain_ready.is_set() and not self._done.is_set()
 
     def _on_heard(self) -> None:
@@ -720,6 +784,8 @@ class CallSession:
                 self._agent_transcript(reply)
 
     async def _on_caller_audio(self, ev: LegAudio) -> None:
+        if self._brain_failed.is_set():
+            return  # nothing to hear it, and the apology is not interruptible
         if not self._machine:
             await self.brain.push_audio(self._to_brain.convert(ev.payload))
         for frame in await self._vad.afeed(ev.payload, ev.timestamp_ms):

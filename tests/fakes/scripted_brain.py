@@ -116,10 +116,12 @@ class ScriptedBrain:
     async def close(self) -> None:
         self.closed = True
 
-    async def emit(self, *outs: BrainOutput) -> None:
+    async def emit(self, *outs: BrainOutput, wait: bool = True) -> None:
+        """Queue outputs; with ``wait``, until the session has taken them and asks for more."""
         for out in outs:
             self._q.put_nowait(out)
-        await self.settle()
+        if wait:
+            await self.settle()
 
     def finish(self) -> None:
         self._q.put_nowait(None)
