@@ -1,0 +1,117 @@
+"""The media receive loop over a real WebSocket: every way a stream can end is one LegStopped."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from patter_core.carriers.base import LegAudio, LegEvent, LegStarted, LegStopped
+from patter_core.carriers.telnyx.leg import TelnyxLeg
+from patter_core.carriers.twilio.leg import TwilioLeg
+
+START = {
+    "twilio": '{"event":"start","streamSid":"MZ1","start":{"callSid":"CA1","streamSid":"MZ1"}}',
+    "telnyx": '{"event":"start","stream_id":"s1","start":{"call_control_id":"v3:c1",'
+    '"media_format":{"encoding":"PCMU","sample_rate":8000,"channels":1}}}',
+}
+MEDIA = {
+    "twilio": '{"event":"media","streamSid":"MZ1","media":{"track":"inbound","payload":"////"}}',
+    "telnyx": '{"event":"media","stream_id":"s1","media":{"track":"inbound","payload":"////"}}',
+}
+
+
+def _leg(kind: str, ws: web.WebSocketResponse, timeout: float) -> Any:
+    if kind == "twilio":
+        return TwilioLeg(ws, "c1", receive_timeout=timeout)
+    return TelnyxLeg(ws, "c1", receive_timeout=timeout)
+
+
+@asynccontextmanager
+async def _stream(
+    kind: str, timeout: float
+) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, asyncio.Queue[LegEvent | None]]]:
+    """A server that runs one leg's receive loop, and a client socket playing the carrier."""
+    seen: asyncio.Queue[LegEvent | None] = asyncio.Queue()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        leg = _leg(kind, ws, timeout)
+        async for event in leg.events():
+            seen.put_nowait(event)
+        await leg.close()
+        seen.put_nowait(None)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/media", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"http://127.0.0.1:{port}/media") as client:
+            yield client, seen
+    await runner.cleanup()
+
+
+async def _until_end(seen: asyncio.Queue[LegEvent | None]) -> list[LegEvent]:
+    events: list[LegEvent] = []
+    async with asyncio.timeout(10):
+        while (event := await seen.get()) is not None:
+            events.append(event)
+    return events
+
+
+def _stops(events: list[LegEvent]) -> list[LegStopped]:
+    return [e for e in events if isinstance(e, LegStopped)]
+
+
+@pytest.mark.parametrize("kind", ["twilio", "telnyx"])
+async def test_a_silent_socket_is_closed_after_the_receive_timeout(kind: str) -> None:
+    async with _stream(kind, timeout=0.5) as (client, seen):
+        await client.send_str(START[kind])
+        started = time.monotonic()
+        for _ in range(10):  # 0.6 s of traffic keeps it alive past one timeout
+            await client.send_str(MEDIA[kind])
+            await asyncio.sleep(0.06)
+        events = await _until_end(seen)  # then the carrier goes quiet
+        waited = time.monotonic() - started
+        assert isinstance(events[0], LegStarted)
+        assert sum(isinstance(e, LegAudio) for e in events) == 10
+        stops = _stops(events)
+        assert len(stops) == 1 and stops[0].reason == "dropped"
+        assert "nothing received for 0.5 s" in stops[0].detail
+        assert 1.0 <= waited < 5.0, waited  # 0.6 s of traffic, then one timeout
+        msg = await client.receive(timeout=5)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+@pytest.mark.parametrize("kind", ["twilio", "telnyx"])
+@pytest.mark.parametrize(
+    ("ending", "reason"),
+    [
+        (lambda client, kind: client.send_str('{"event":"stop"}'), "hangup"),
+        (lambda client, kind: client.close(), "dropped"),
+    ],
+    ids=["stop", "close-without-stop"],
+)
+async def test_each_ending_is_exactly_one_stop(
+    kind: str, ending: Callable[[Any, str], Any], reason: str
+) -> None:
+    async with _stream(kind, timeout=30) as (client, seen):
+        await client.send_str(START[kind])
+        await client.send_str(MEDIA[kind])
+        await ending(client, kind)
+        events = await _until_end(seen)
+        stops = _stops(events)
+        assert len(stops) == 1 and stops[0].reason == reason
+        assert isinstance(events[-1], LegStopped)
