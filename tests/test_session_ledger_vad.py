@@ -64,6 +64,47 @@ def test_ledger_replay_continues_from_heard_point() -> None:
     assert ledger.heard_ms("r1") == pytest.approx(200)
 
 
+def test_ledger_gathers_small_pieces_into_one_marked_chunk() -> None:
+    ledger = PlaybackLedger(MULAW_8K)
+    frame = bytes(160)  # 20 ms
+    marks = [ledger.record_sent("r1", frame, min_ms=100) for _ in range(12)]
+    assert marks[:4] == [None] * 4 and marks[4] is not None  # one mark per 100 ms
+    assert [m is not None for m in marks].count(True) == 2
+    assert ledger.speaking and ledger.open_response == "r1"
+    assert ledger.outstanding_ms == pytest.approx(240)
+    ledger.ack(marks[4])
+    assert ledger.heard_ms("r1") == pytest.approx(100)
+    ledger.ack(marks[9])
+    assert ledger.heard_ms("r1") == pytest.approx(200)
+    assert ledger.speaking, "40 ms sent and not yet marked"
+    last = ledger.seal()
+    assert last is not None and ledger.seal() is None
+    ledger.ack(last)
+    assert ledger.heard_ms("r1") == pytest.approx(240) and not ledger.speaking
+
+
+def test_ledger_clear_returns_unmarked_audio_for_replay() -> None:
+    ledger = PlaybackLedger(MULAW_8K)
+    first = [ledger.record_sent("r1", bytes([i]) * 160, min_ms=100) for i in range(5)]
+    ledger.record_sent("r1", b"\x07" * 160, min_ms=100)  # open, no mark yet
+    assert ledger.current_response() == "r1"
+    dropped = ledger.clear()
+    assert dropped == {"r1": [bytes([i]) * 160 for i in range(5)] + [b"\x07" * 160]}
+    assert not ledger.speaking and ledger.open_response is None
+    assert ledger.ack(first[4]) is None  # echoed after the clear: ignored
+
+
+def test_ledger_refuses_another_reply_into_an_open_chunk() -> None:
+    ledger = PlaybackLedger(MULAW_8K)
+    ledger.record_sent("r1", bytes(160), min_ms=100)
+    with pytest.raises(RuntimeError):
+        ledger.record_sent("r2", bytes(160), min_ms=100)
+    mark = ledger.seal()
+    assert ledger.record_sent("r2", bytes(800), min_ms=100) is not None
+    ledger.ack(mark)
+    assert ledger.heard_ms("r1") == pytest.approx(20) and ledger.heard_ms("r2") == 0
+
+
 def test_cut_text_by_share_of_audio_heard() -> None:
     text = "Our opening hours are nine to five on weekdays"
     assert cut_text(text, 0, 1000) == ""

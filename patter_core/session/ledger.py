@@ -1,7 +1,10 @@
 """What the caller has actually heard.
 
-Every outbound chunk is sent followed by a carrier mark; a chunk counts as
-*heard* only once its mark comes back. After ``clear`` carriers echo every
+Outbound audio is grouped into chunks, each followed by a carrier mark; a
+chunk counts as *heard* only once its mark comes back. A brain that streams
+20 ms frames would cost a mark (two messages) per frame, so small pieces are
+gathered into an *open* chunk and marked once it holds ``min_ms`` of audio,
+when another reply starts, or when the reply ends (``seal``). After ``clear`` carriers echo every
 pending mark at once (Twilio does), so chunks dropped by a clear are retired
 first and their late acknowledgements are ignored. Barge-in, transcript cuts,
 "agent is speaking" and the heard-latency metric all read this one ledger.
@@ -21,7 +24,7 @@ from patter_core.audio.formats import AudioFormat
 class _Chunk:
     mark: str
     response_id: str
-    payload: bytes
+    pieces: list[bytes]
     duration_ms: float
     end_ms: float  # cumulative audio of this response up to the chunk's end
     sent_at: float
@@ -52,6 +55,7 @@ class PlaybackLedger:
         self._prefix = prefix
         self._counter = 0
         self._outstanding: deque[_Chunk] = deque()
+        self._open: _Chunk | None = None  # sent, not yet followed by a mark
         self._responses: dict[str, ResponsePlayback] = {}
         self._retired: set[str] = set()
 
@@ -64,18 +68,43 @@ class PlaybackLedger:
             rp = self._responses[response_id] = ResponsePlayback(response_id)
         return rp
 
-    def record_sent(self, response_id: str, payload: bytes) -> str:
-        """Register a chunk about to be sent; returns the mark name to send after it."""
-        self._counter += 1
-        mark = f"{self._prefix}{self._counter}"
+    @property
+    def open_response(self) -> str | None:
+        """The reply whose audio was sent without a mark yet."""
+        return self._open.response_id if self._open is not None else None
+
+    def record_sent(self, response_id: str, payload: bytes, *, min_ms: float = 0.0) -> str | None:
+        """Register audio sent; returns a mark name to send after it once ``min_ms`` is gathered.
+
+        Seal the open chunk first when another reply's audio is about to go out.
+        """
         rp = self.response(response_id)
         dur = self._bytes_to_ms(len(payload))
         rp.sent_ms += dur
         now = self._clock()
         if rp.first_sent_at is None:
             rp.first_sent_at = now
-        self._outstanding.append(_Chunk(mark, response_id, payload, dur, rp.sent_ms, now))
-        return mark
+        chunk = self._open
+        if chunk is None or chunk.response_id != response_id:
+            if chunk is not None:
+                raise RuntimeError("seal() the open chunk before sending another reply's audio")
+            chunk = self._open = _Chunk("", response_id, [], 0.0, 0.0, now)
+        chunk.pieces.append(payload)
+        chunk.duration_ms += dur
+        chunk.end_ms = rp.sent_ms
+        if chunk.duration_ms + 1e-6 >= min_ms:
+            return self.seal()
+        return None
+
+    def seal(self) -> str | None:
+        """Close the open chunk; returns the mark to send after it (None if nothing was open)."""
+        chunk, self._open = self._open, None
+        if chunk is None:
+            return None
+        self._counter += 1
+        chunk.mark = f"{self._prefix}{self._counter}"
+        self._outstanding.append(chunk)
+        return chunk.mark
 
     def ack(self, mark: str) -> ResponsePlayback | None:
         """A mark came back: it and every chunk queued before it were played."""
@@ -103,10 +132,14 @@ class PlaybackLedger:
         The audio is kept so a false interruption can replay exactly what was cut.
         """
         dropped: dict[str, list[bytes]] = {}
+        if self._open is not None:  # no mark went out for it: nothing to retire
+            self._outstanding.append(self._open)
+            self._open = None
         while self._outstanding:
             chunk = self._outstanding.popleft()
-            self._retired.add(chunk.mark)
-            dropped.setdefault(chunk.response_id, []).append(chunk.payload)
+            if chunk.mark:
+                self._retired.add(chunk.mark)
+            dropped.setdefault(chunk.response_id, []).extend(chunk.pieces)
             rp = self.response(chunk.response_id)
             rp.cleared = True
             # Replayed audio continues from what was heard, not from what was sent.
@@ -116,11 +149,12 @@ class PlaybackLedger:
     @property
     def speaking(self) -> bool:
         """Agent audio is queued at the carrier and not yet confirmed played."""
-        return bool(self._outstanding)
+        return bool(self._outstanding) or self._open is not None
 
     @property
     def outstanding_ms(self) -> float:
-        return sum(c.duration_ms for c in self._outstanding)
+        open_ms = self._open.duration_ms if self._open is not None else 0.0
+        return sum(c.duration_ms for c in self._outstanding) + open_ms
 
     def heard_ms(self, response_id: str) -> float:
         rp = self._responses.get(response_id)
@@ -128,7 +162,9 @@ class PlaybackLedger:
 
     def current_response(self) -> str | None:
         """The reply whose audio is playing now (oldest unacknowledged chunk)."""
-        return self._outstanding[0].response_id if self._outstanding else None
+        if self._outstanding:
+            return self._outstanding[0].response_id
+        return self.open_response
 
     def forget(self, response_id: str) -> None:
         self._responses.pop(response_id, None)

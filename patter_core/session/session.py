@@ -488,13 +488,25 @@ class CallSession:
         await self._send_wire(reply, wire)
 
     async def _send_wire(self, reply: _Reply, wire: bytes) -> None:
-        step = max(self._wire.bytes_for_ms(self.agent.mark_every_ms), 1)
+        """Send a reply's audio with a mark after every ``mark_every_ms`` of it (and at its end)."""
+        every = self.agent.mark_every_ms
+        step = max(self._wire.bytes_for_ms(every), 1)
+        if self.ledger.open_response not in (None, reply.id):
+            await self._seal()
+        if reply.timing.first_sent is None:
+            reply.timing.first_sent = self.clock()
         for i in range(0, len(wire), step):
             piece = wire[i : i + step]
-            mark = self.ledger.record_sent(reply.id, piece)
-            if reply.timing.first_sent is None:
-                reply.timing.first_sent = self.clock()
             await self.leg.send_audio(piece)
+            mark = self.ledger.record_sent(reply.id, piece, min_ms=every)
+            if mark is not None:
+                await self.leg.send_mark(mark)
+        if reply.done:
+            await self._seal()
+
+    async def _seal(self) -> None:
+        mark = self.ledger.seal()
+        if mark is not None:
             await self.leg.send_mark(mark)
 
     async def _on_agent_text(self, out: AgentText) -> None:
@@ -555,6 +567,8 @@ class CallSession:
     async def _on_response_done(self, out: ResponseDone) -> None:
         reply = self._reply_for(out.response_id)
         reply.done = True
+        if self.ledger.open_response == reply.id:
+            await self._seal()  # its last audio gets a mark, so it can be heard to the end
         reply.usage = dict(out.usage)
         reply.timing.pipeline.update(out.timings)
         if not out.response_id:
