@@ -57,9 +57,11 @@ async def _stream(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    async with aiohttp.ClientSession() as http:
-        async with http.ws_connect(f"http://127.0.0.1:{port}/media") as client:
-            yield client, seen
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"http://127.0.0.1:{port}/media") as client,
+    ):
+        yield client, seen
     await runner.cleanup()
 
 

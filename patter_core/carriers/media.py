@@ -234,21 +234,39 @@ class PacedOutput:
         if self._sender is None and not self._closed:
             self._sender = asyncio.create_task(self._loop(), name=self._name)
 
-    def push_audio(self, payload: bytes) -> None:
+    async def push_audio(self, payload: bytes) -> None:
         if self._closed or not payload:
             return
         for frame in self._slicer.push(payload):
-            self._out.append(_Audio(frame))
-        self._ready.set()
-        self._ensure_sender()
+            await self._audio(frame)
 
-    def push_mark(self, name: str) -> None:
+    async def push_mark(self, name: str) -> None:
         if self._closed:
             return
         rest = self._slicer.remainder()
         if rest:  # a mark closes a chunk: send its tail rather than hold it back
-            self._out.append(_Audio(rest))
-        self._out.append(_Mark(name))
+            await self._audio(rest)
+        if self._out:
+            self._queue(_Mark(name))
+        else:
+            await self._send_mark(name)
+
+    async def _audio(self, frame: bytes) -> None:
+        """Send at once when nothing is queued and the budget allows, else queue for the sender.
+
+        Sending in the caller's task saves a hand-off to the sender task per frame,
+        which is the common case: a live reply arrives no faster than real time.
+        Order holds because the socket write happens before the first await.
+        """
+        now = time.monotonic()
+        if self._out or self._play_until - now > self._lead_s:
+            self._queue(_Audio(frame))
+            return
+        self._play_until = max(self._play_until, now) + len(frame) / self._bytes_per_s
+        await self._send_media(frame)
+
+    def _queue(self, item: _Audio | _Mark) -> None:
+        self._out.append(item)
         self._ready.set()
         self._ensure_sender()
 

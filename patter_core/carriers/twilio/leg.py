@@ -113,10 +113,10 @@ class TwilioLeg:
     # --- outbound ----------------------------------------------------------
 
     async def send_audio(self, payload: bytes) -> None:
-        self._output.push_audio(payload)
+        await self._output.push_audio(payload)
 
     async def send_mark(self, name: str) -> None:
-        self._output.push_mark(name)
+        await self._output.push_mark(name)
 
     async def clear(self) -> None:
         self._output.drop_queued()
