@@ -235,6 +235,7 @@ async def carrier_rig(
             sim.server_url = f"http://127.0.0.1:{phone.server.port}"
             yield CarrierRig(sim=sim, phone=phone, events=events, carrier=adapter)
         finally:
+            await sim.settle()
             await phone.disconnect()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 10)

@@ -67,6 +67,7 @@ async def twilio_rig(
             sim.server_url = f"http://127.0.0.1:{phone.server.port}"
             yield Rig(sim, phone, events)
         finally:
+            await sim.settle()
             await phone.disconnect()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 10)

@@ -33,6 +33,9 @@ MAX_WEBHOOK_BYTES = 64 * 1024
 # Media frames are ~300 bytes; anything this large is not a media message,
 # but it is counted and skipped by the leg rather than killing the call.
 MAX_WS_MESSAGE_BYTES = 1024 * 1024
+# How long stop() lets an in-flight request finish. Sessions have already ended by then;
+# without a bound, a keep-alive connection that turns idle during shutdown holds it 60 s.
+SHUTDOWN_TIMEOUT_S = 3.0
 
 LegFactory = Callable[[web.WebSocketResponse, CallRecord], CarrierLeg]
 StreamHandler = Callable[[CarrierLeg, CallRecord], Awaitable[None]]
@@ -220,7 +223,9 @@ class PatterServer:
         return ws
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(
+            self.app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()

@@ -182,6 +182,7 @@ class SimulatedTelnyx:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._brief: set[asyncio.Task[Any]] = set()
 
     async def __aenter__(self) -> SimulatedTelnyx:
         await self.start()
@@ -217,10 +218,24 @@ class SimulatedTelnyx:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any, *, brief: bool = False) -> None:
+        """Run a carrier reaction; ``brief`` ones (a hang-up and its webhooks) are settled."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if brief:
+            self._brief.add(task)
+            task.add_done_callback(self._brief.discard)
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Let the reactions already under way finish, as a real carrier would.
+
+        A test that stops its server right after ``call.ended`` would otherwise
+        race the carrier's hang-up webhook.
+        """
+        pending = [t for t in self._brief if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
 
     # --- webhooks to the server under test ---------------------------------------------
 
@@ -493,16 +508,16 @@ class SimulatedTelnyx:
                 return self._error(422, "10032", "Missing required parameter", "to")
             stream = self.streams.get(ccid)
             if stream is not None:
-                self._spawn(stream.hangup())
+                self._spawn(stream.hangup(), brief=True)
             else:
-                self._spawn(self.end_call(ccid))
+                self._spawn(self.end_call(ccid), brief=True)
         elif action == "record_start":
             if body.get("format") not in ("wav", "mp3") or body.get("channels") not in (
                 "single",
                 "dual",
             ):
                 return self._error(422, "10032", "Missing required parameter", "format/channels")
-            self._spawn(self._recording_saved(ccid, body["format"]))
+            self._spawn(self._recording_saved(ccid, body["format"]), brief=True)
         elif action == "send_dtmf":
             if not body.get("digits"):
                 return self._error(422, "10032", "Missing required parameter", "digits")

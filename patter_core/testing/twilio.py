@@ -290,6 +290,7 @@ class SimulatedTwilio:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._brief: set[asyncio.Task[Any]] = set()
         self._stream_waiters: dict[str, asyncio.Future[SimulatedCall]] = {}
         self.api_url = ""
 
@@ -330,10 +331,24 @@ class SimulatedTwilio:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any, *, brief: bool = False) -> None:
+        """Run a carrier reaction; ``brief`` ones (a hang-up and its webhooks) are settled."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if brief:
+            self._brief.add(task)
+            task.add_done_callback(self._brief.discard)
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Let the reactions already under way finish, as a real carrier would.
+
+        A test that stops its server right after ``call.ended`` would otherwise
+        race the carrier's hang-up webhook.
+        """
+        pending = [t for t in self._brief if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
 
     # --- webhooks to the server under test ---------------------------------------
 
@@ -570,7 +585,7 @@ class SimulatedTwilio:
             # New TwiML or a hang-up ends the running <Connect><Stream>.
             call["status"] = "completed"
             if stream is not None:
-                self._spawn(stream.hangup())
+                self._spawn(stream.hangup(), brief=True)
             status_url = call.get("form", {}).get("StatusCallback")
             if status_url:
                 self._spawn(
@@ -584,7 +599,8 @@ class SimulatedTwilio:
                             "CallStatus": "completed",
                             "CallDuration": "1",
                         },
-                    )
+                    ),
+                    brief=True,
                 )
         return web.json_response(self._call_json(call))
 
