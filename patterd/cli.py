@@ -7,7 +7,10 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
+from typing import cast
 
 from patterd import __version__
 from patterd.config import ConfigError, default_config_path, load_config
@@ -78,6 +81,28 @@ def check_config(path: Path) -> int:
     return 0
 
 
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when asked for (or, with ``auto``, when installed); else asyncio's own loop.
+
+    uvloop's C event loop cuts the daemon's CPU per media frame (bench/README.md);
+    it is optional so that the daemon still runs where it does not build.
+    """
+    if choice == "asyncio":
+        log.info("event loop: asyncio")
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise StartupError(
+                "event_loop = \"uvloop\" but uvloop is not installed (pip install 'patter[fast]')"
+            ) from None
+        log.info("event loop: asyncio (uvloop not installed)")
+        return None
+    log.info("event loop: uvloop %s", version("uvloop"))
+    return cast(Callable[[], asyncio.AbstractEventLoop], uvloop.new_event_loop)
+
+
 def run(args: argparse.Namespace) -> int:
     redactor = setup_logging(args.log_format, args.log_level)
     path = _config_path(args.config)
@@ -104,7 +129,13 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 1
     try:
-        return asyncio.run(daemon.run())
+        loop_factory = event_loop_factory(config.event_loop)
+    except StartupError as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(daemon.run())
     except SocketInUse as exc:
         log.error("%s", exc)
         return 1
