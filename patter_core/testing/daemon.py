@@ -37,8 +37,9 @@ def daemon_config(
     history: Path,
     numbers: Mapping[str, str] | None = None,
     agents: str = ECHO_AGENT,
+    bind: str = "127.0.0.1",
 ) -> str:
-    """TOML text: ``sim`` as the carrier, the public server on ``127.0.0.1:port``, the
+    """TOML text: ``sim`` as the carrier, the public server on ``bind:port``, the
     store under ``history``, ``numbers`` (number → agent; ``NUMBER`` → ``echo`` unless
     given) and ``agents``, the ``[agents.*]`` tables as TOML text."""
     if isinstance(sim, SimulatedTelnyx):
@@ -52,7 +53,7 @@ def daemon_config(
         *(f"{key} = {_string(value)}" for key, value in carrier.items()),
         "",
         "[server]",
-        'bind = "127.0.0.1"',
+        f"bind = {_string(bind)}",
         f"port = {int(port)}",
         f"public_host = {_string(sim.public_host)}",
         "",
