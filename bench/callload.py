@@ -34,7 +34,6 @@ import multiprocessing as mp
 import os
 import secrets
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -47,6 +46,7 @@ import aiohttp
 from twilio.request_validator import RequestValidator
 
 from patter_core.testing import SimulatedTwilio, tone_mulaw
+from patter_core.testing.daemon import NUMBER, daemon_config, free_port
 from patter_core.testing.twilio import parse_stream_twiml
 from patterd.client import ClientError, PatterClient
 
@@ -56,34 +56,6 @@ TICK = 0.02
 TOLERANCE = 16  # bytes (2 ms) of resampler delay allowed when matching echoed frames
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-NUMBER = "+15550001234"
-
-CONFIG = """\
-[carrier]
-kind = "twilio"
-account_sid = "{account_sid}"
-api_base_url = "{api_url}"
-
-[server]
-bind = "127.0.0.1"
-port = {port}
-public_host = "{public_host}"
-
-[store]
-root = "{root}/history"
-
-[numbers]
-"{number}" = "echo"
-
-[agents.echo]
-engine = "echo"
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -341,16 +313,7 @@ class Daemon:
         self.port = port
         self.core = core
         config = root / "patterd.toml"
-        config.write_text(
-            CONFIG.format(
-                account_sid=sim.account_sid,
-                api_url=sim.api_url,
-                port=port,
-                public_host=sim.public_host,
-                root=root,
-                number=NUMBER,
-            )
-        )
+        config.write_text(daemon_config(sim, port=port, history=root / "history"))
         self.config = config
         self.socket = root / "patterd.sock"
         self.proc: asyncio.subprocess.Process | None = None

@@ -33,7 +33,6 @@ from bench.callload import (
     TOLERANCE,
     Daemon,
     Target,
-    free_port,
     live_count,
     open_call,
     play,
@@ -44,6 +43,7 @@ from bench.callload import (
     recorded_calls,
 )
 from patter_core.testing import SimulatedTwilio
+from patter_core.testing.daemon import free_port
 
 
 async def one_call(

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +28,7 @@ from patter_core.audio.formats import MULAW_8K
 from patter_core.audio.transcode import Transcoder
 from patter_core.providers.tts import LocalTTS
 from patter_core.testing import SimulatedTwilio
+from patter_core.testing.daemon import NUMBER, daemon_config, free_port
 from patterd.client import ClientError, PatterClient
 
 PHRASES = [
@@ -84,23 +84,7 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-DEMO_CONFIG = """\
-[carrier]
-kind = "twilio"
-account_sid = "{account_sid}"
-api_base_url = "{api_url}"
-
-[server]
-bind = "127.0.0.1"
-port = {port}
-public_host = "{public_host}"
-
-[store]
-root = "{root}/history"
-
-[numbers]
-"+15550001234" = "receptionist"
-
+DEMO_AGENT = """\
 [agents.receptionist]
 first_message = "Thanks for calling Acme. How can I help?"
 
@@ -111,24 +95,19 @@ tts = "local"
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def demo_config(sim: SimulatedTwilio, port: int, root: Path) -> str:
+    return daemon_config(
+        sim,
+        port=port,
+        history=root / "history",
+        numbers={NUMBER: "receptionist"},
+        agents=DEMO_AGENT.format(phrases=json.dumps(PHRASES)),
+    )
 
 
 async def start_daemon(root: Path, sim: SimulatedTwilio, port: int) -> asyncio.subprocess.Process:
     config = root / "patterd.toml"
-    config.write_text(
-        DEMO_CONFIG.format(
-            account_sid=sim.account_sid,
-            api_url=sim.api_url,
-            port=port,
-            public_host=sim.public_host,
-            root=root,
-            phrases=json.dumps(PHRASES),
-        )
-    )
+    config.write_text(demo_config(sim, port, root))
     env = dict(os.environ)
     env["TWILIO_AUTH_TOKEN"] = sim.auth_token
     env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"  # never the user's keyring

@@ -26,6 +26,10 @@ SERVICE = "patter"
 INDEX_KEY = "__patter_names__"
 Source = Literal["config", "env", "credentials_directory", "keyring"]
 
+# The web dashboard's token: when set, the dashboard is served on any bind and every
+# request to it must carry the token (or the session cookie its login form sets).
+DASHBOARD_TOKEN = "PATTER_DASHBOARD_TOKEN"
+
 KNOWN_NAMES = (
     "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN",
@@ -37,6 +41,7 @@ KNOWN_NAMES = (
     "ANTHROPIC_API_KEY",
     "GROQ_API_KEY",
     "CARTESIA_API_KEY",
+    DASHBOARD_TOKEN,
 )
 
 

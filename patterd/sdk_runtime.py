@@ -20,7 +20,7 @@ from patter_core.carriers.base import CarrierError
 from patter_core.dashboard.auth import is_loopback
 from patter_core.store import CallStore
 from patterd.config import AgentConfig, DaemonConfig, resolve_python_agent
-from patterd.credentials import Credentials
+from patterd.credentials import DASHBOARD_TOKEN, Credentials
 from patterd.runtime import CallNotFound, LiveCall, NotAccepting, RuntimeFailure, UnknownAgent
 
 log = logging.getLogger(__name__)
@@ -211,14 +211,23 @@ class SdkRuntime:
         handlers = {a[1] for a in self.agents.values() if a[1] is not None}
         if len(handlers) > 1:
             log.warning("several on_message handlers configured; only the default agent's is used")
-        # The daemon has no dashboard token setting yet: serve the dashboard only where
-        # an open one is allowed (a loopback bind), rather than refuse to start.
-        dashboard = is_loopback(self.config.server.bind)
+        # With a token the dashboard is served on any bind and asks for it; without one
+        # only where an open one is allowed (a loopback bind), rather than refuse to start.
+        token = self.credentials.get(DASHBOARD_TOKEN) or ""
+        dashboard = bool(token) or is_loopback(self.config.server.bind)
         if not dashboard:
-            log.info("dashboard off: %s is not a loopback bind", self.config.server.bind)
+            log.info(
+                "dashboard off: %s is not a loopback bind and %s is not set",
+                self.config.server.bind,
+                DASHBOARD_TOKEN,
+            )
         self._task = asyncio.create_task(
             self.phone.serve(
-                agent, port=self.config.server.port, on_message=on_message, dashboard=dashboard
+                agent,
+                port=self.config.server.port,
+                on_message=on_message,
+                dashboard=dashboard,
+                dashboard_token=token,
             )
         )
         try:

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from patter_core.testing import tone_mulaw
+from patter_core.testing.daemon import daemon_config, free_port
 from patter_core.testing.telnyx import SimulatedTelnyx
 from patterd.client import PatterClient
-from tests.support.daemon_calls import free_port, history, is_live, no_live, sdk_daemon, until
+from tests.support.daemon_calls import history, is_live, no_live, sdk_daemon, until
 from tests.support.daemon_proc import DaemonProcess
 from tests.support.fixtures import short_tmp_dir
 
@@ -24,26 +25,7 @@ def short_tmp() -> Iterator[Path]:
 
 
 def _daemon(tmp: Path, sim: SimulatedTelnyx, port: int) -> DaemonProcess:
-    config = f"""
-[carrier]
-kind = "telnyx"
-connection_id = "{sim.connection_id}"
-api_base_url = "{sim.api_url}"
-
-[server]
-bind = "127.0.0.1"
-port = {port}
-public_host = "{sim.public_host}"
-
-[store]
-root = "{tmp / "history"}"
-
-[numbers]
-"+15550001234" = "echo"
-
-[agents.echo]
-engine = "echo"
-"""
+    config = daemon_config(sim, port=port, history=tmp / "history")
     return sdk_daemon(
         tmp, config, {"TELNYX_API_KEY": sim.api_key, "TELNYX_PUBLIC_KEY": sim.public_key}
     )

@@ -193,3 +193,30 @@ def test_event_log_ring_and_gaps() -> None:
     assert missed == 2 and entries == []
     with pytest.raises(ValueError):
         EventLog(0)
+
+
+def test_daemon_config_for_a_simulated_carrier_is_a_valid_patterd_config() -> None:
+    from patter_core.demo import demo_config
+    from patter_core.testing import SimulatedTelnyx, SimulatedTwilio
+    from patter_core.testing.daemon import daemon_config
+
+    twilio, telnyx = SimulatedTwilio(), SimulatedTelnyx()
+    twilio.api_url, telnyx.api_url = "http://127.0.0.1:1/", "http://127.0.0.1:2/v2"
+    odd = Path('/tmp/a "quoted" \\ dir/é')  # quotes, a backslash and non-ASCII survive
+    config = parse_config(daemon_config(twilio, port=8123, history=odd), Path("x.toml"))
+    assert (config.carrier.kind, config.carrier.account_sid) == ("twilio", twilio.account_sid)
+    assert config.carrier.api_base_url == twilio.api_url
+    assert (config.server.bind, config.server.port) == ("127.0.0.1", 8123)
+    assert config.server.public_host == twilio.public_host
+    assert config.store.root == odd
+    assert config.numbers == {"+15550001234": "echo"} and config.agents["echo"].engine == "echo"
+    config = parse_config(
+        daemon_config(telnyx, port=8124, history=odd, numbers={"+15550009999": "echo"}),
+        Path("x.toml"),
+    )
+    assert (config.carrier.kind, config.carrier.connection_id) == ("telnyx", telnyx.connection_id)
+    assert config.numbers == {"+15550009999": "echo"}
+    demo = parse_config(demo_config(twilio, 8125, odd), Path("x.toml"), import_agents=False)
+    assert demo.numbers == {"+15550001234": "receptionist"}
+    pipeline = demo.agents["receptionist"].pipeline
+    assert pipeline is not None and pipeline.llm.provider == "on_message"

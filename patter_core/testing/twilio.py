@@ -28,6 +28,7 @@ import aiohttp
 import numpy as np
 from aiohttp import web
 from twilio.request_validator import RequestValidator
+from yarl import URL
 
 from patter_core.audio.g711 import ulaw_encode
 
@@ -358,9 +359,16 @@ class SimulatedTwilio:
     def webhook_url(self, kind: str, query: str = "") -> str:
         return f"https://{self.public_host}/webhooks/twilio/{kind}" + (f"?{query}" if query else "")
 
-    def _local(self, public_url: str) -> str:
+    def _local(self, public_url: str) -> URL:
+        """``public_url`` moved onto the server under test, its path and query byte for byte.
+
+        Twilio requests the URL exactly as it was given (and signs that string), so
+        nothing here may re-quote it: ``encoded=True`` keeps ``%2f``, ``%41``, ``+``
+        and an empty ``?`` as they are.
+        """
         parts = urlsplit(public_url)
-        return f"{self.server_url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        tail = public_url.split("#", 1)[0][len(f"{parts.scheme}://{parts.netloc}") :]
+        return URL(f"{self.server_url}{tail or '/'}", encoded=True)
 
     async def post_webhook(
         self,

@@ -14,8 +14,9 @@ import aiohttp
 import pytest
 
 from patter_core.testing import SimulatedTwilio, tone_mulaw
+from patter_core.testing.daemon import free_port
 from patterd.client import PatterClient
-from tests.support.daemon_calls import free_port, history, no_live, until
+from tests.support.daemon_calls import history, no_live, until
 from tests.support.fixtures import short_tmp_dir
 from tests.test_daemon_sdk import _daemon
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,12 +11,6 @@ from patterd.client import PatterClient
 from tests.support.daemon_proc import DaemonProcess, base_env
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def sdk_daemon(tmp: Path, config_text: str, env: dict[str, str]) -> DaemonProcess:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 from multidict import MultiDict
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, compare
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from patter_core.carriers.twilio.config import Carrier
@@ -117,8 +117,7 @@ class TwilioRoutes:
                 log.error("twilio webhook refused: no public host (webhook_url) to verify against")
                 raise WebhookRejected(503, "public host not configured")
             signature = request.headers.get("X-Twilio-Signature", "")
-            url = f"https://{config.public_host}{request.raw_path}"
-            if not signature or not self._validator.validate(url, form, signature):
+            if not signature or not self._signed(signature, request.raw_path, form):
                 raise WebhookRejected(403, "invalid signature")
         elif not self._warned_unsigned:
             self._warned_unsigned = True
@@ -126,6 +125,24 @@ class TwilioRoutes:
         if not form.get("CallSid"):
             raise WebhookRejected(400, "missing CallSid")
         return form
+
+    def _signed(self, signature: str, raw_target: str, form: MultiDict[str]) -> bool:
+        """Whether Twilio signed this URL and form.
+
+        Twilio signs the URL exactly as it requested it, so the URL checked is the
+        public base URL plus the request target as it came on the request line
+        (``raw_path``: path and query, never decoded or re-quoted).
+        """
+        assert self._validator is not None and self.server is not None
+        url = self.server.config.base_url + raw_target
+        if self._validator.validate(url, form, signature):
+            return True
+        # The validator re-assembles the URL (urlparse, then geturl) to try it with and
+        # without the port, and that drops an empty query: "/status?" becomes "/status".
+        # Twilio signed the "?", so that one URL is also checked as it stands.
+        if not url.endswith("?"):
+            return False
+        return bool(compare(self._validator.compute_signature(url, form), signature))
 
     def _record_for(self, request: web.Request, form: MultiDict[str]) -> CallRecord | None:
         assert self.server is not None
