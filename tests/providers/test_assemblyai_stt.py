@@ -32,7 +32,7 @@ async def test_bad_key_is_typed_without_the_key() -> None:
 
 async def test_provider_error() -> None:
     async with assemblyai_server(TEXT) as fake:
-        await cases.provider_error(fake, make, "Audio too fast")
+        await cases.provider_error(fake, make, "Invalid Sample Rate")
 
 
 async def test_drop_mid_stream_reconnects_once() -> None:

@@ -57,6 +57,7 @@ class DeepgramSTT:
 
 class _Dialect:
     provider = "deepgram"
+    min_chunk_bytes = 0
 
     def __init__(self, cfg: DeepgramSTT) -> None:
         self._cfg = cfg
@@ -93,6 +94,9 @@ class _Dialect:
 
     def closing(self, chunks_sent: int) -> str:
         return '{"type":"CloseStream"}'
+
+    def close_error(self, code: int | None) -> ProviderError | None:
+        return None
 
     def parse(self, message: dict[str, Any]) -> Parsed:
         kind = message.get("type")

@@ -18,6 +18,7 @@ from patter_core.providers.keys import resolve_key
 from patter_core.providers.stt.ws import Parsed, WsOptions, WsSTTStream
 
 DEFAULT_URL = "wss://stt-rt.soniox.com/transcribe-websocket"
+_RETRYABLE = {408, 429, 500, 503}
 
 
 class SonioxSTT:
@@ -27,7 +28,7 @@ class SonioxSTT:
         self,
         api_key: str | None = None,
         *,
-        model: str = "stt-rt-preview",
+        model: str = "stt-rt-v5",
         language_hints: list[str] | None = None,
         base_url: str = DEFAULT_URL,
         options: WsOptions | None = None,
@@ -50,6 +51,7 @@ class SonioxSTT:
 
 class _Dialect:
     provider = "soniox"
+    min_chunk_bytes = 0
 
     def __init__(self, cfg: SonioxSTT) -> None:
         self._cfg = cfg
@@ -84,6 +86,9 @@ class _Dialect:
     def closing(self, chunks_sent: int) -> str:
         return ""  # an empty text frame ends the audio
 
+    def close_error(self, code: int | None) -> ProviderError | None:
+        return None
+
     def _turn(self, end_of_turn: bool) -> list[Transcription]:
         text, self._finals, self._last_interim = self._finals.strip(), "", ""
         if not text:
@@ -91,11 +96,14 @@ class _Dialect:
         return [Transcription(text, final=True, end_of_turn=end_of_turn)]
 
     def parse(self, message: dict[str, Any]) -> Parsed:
-        if message.get("error_code") is not None:
+        if message.get("error_code") is not None or message.get("error_message"):
             detail = message.get("error_message") or "error"
             status = message.get("error_code")
             code = status if isinstance(status, int) else None
-            raise ProviderError(self.provider, str(detail)[:200], status=code)
+            if code == 401:
+                raise ProviderError(self.provider, "authentication failed", status=code)
+            retry = code in _RETRYABLE
+            raise ProviderError(self.provider, str(detail)[:200], status=code, retryable=retry)
         out: list[Transcription] = []
         pending = ""
         for token in message.get("tokens") or []:
