@@ -2,7 +2,8 @@
 
 As the service does, it checks the key after the upgrade and fails in band: an
 ``Error`` frame whose ``error_code`` is then the close code (1008 for a bad
-key, 3006 for bad input, 3007 for an audio frame outside 50-1000 ms).
+key, 3006 for bad input, 3007 for an audio frame outside 50-1000 ms). ``drop``
+mode ends the first session as the 3-hour limit does (3008).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ VENDOR = Vendor(
     audio=_audio,
     header_reject=_error(1008, "Unauthorized Connection: Invalid API key"),
     error_at_connect=True,
+    drop=_error(3008, "Session Expired: Maximum session duration exceeded"),
 )
 
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from tests.fakes.servers import FakeServer
-from tests.fakes.ws_stt import Msgs, Vendor, is_json, stt_server
+from tests.fakes.ws_stt import Close, Msgs, Vendor, is_json, stt_server
 
 
 def _tokens(*tokens: tuple[str, bool], finished: bool = False) -> dict[str, Any]:
@@ -59,6 +59,10 @@ VENDOR = Vendor(
     ],
     control=_control,
     error=[{"error_code": 400, "error_message": "Invalid model."}],
+    drop=[
+        {"error_code": 503, "error_message": "Cannot continue request (code 1). Restart it."},
+        Close(),
+    ],
 )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -42,6 +42,7 @@ class Vendor:
     audio: Callable[[int, int], Msgs] = lambda size, frames: []  # after each audio frame
     header_reject: Msgs | None = None  # bad header key: upgrade, say this (else HTTP 401)
     error_at_connect: bool = False  # ``error`` mode fails right after configuration
+    drop: Msgs = field(default_factory=lambda: [Close(1011)])  # how ``drop`` mode ends it
 
 
 def stt_server(vendor: Vendor, text: str = "hello there") -> FakeServer:
@@ -112,6 +113,7 @@ def stt_server(vendor: Vendor, text: str = "hello there") -> FakeServer:
                 got += len(msg.data)
                 frames += 1
                 fake.seen.audio_bytes += len(msg.data)
+                fake.poke()
                 if fake.mode == "error" and vendor.first_ok is None:
                     await send(vendor.error)
                     await ws.close()
@@ -121,7 +123,7 @@ def stt_server(vendor: Vendor, text: str = "hello there") -> FakeServer:
                 if not await send(vendor.audio(len(msg.data), frames)):
                     break
                 if fake.mode == "drop" and first and got >= TURN_BYTES // 2:
-                    await ws.close(code=1011, message=b"gone")
+                    await send(vendor.drop)
                     break
                 if not sent_interim:
                     sent_interim = True

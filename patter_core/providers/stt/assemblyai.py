@@ -9,11 +9,13 @@ Audio frames must hold 50-1000 ms (close code 3007 otherwise), so the stream
 sends 50 ms frames. A failure arrives as ``{"type":"Error","error_code",
 "error"}`` followed by a close with that same code: 1008 for a bad key or an
 account problem, 3005 server error, 3006 bad input, 3007 audio chunking or
-rate, 3008 session expired, 3009 too many sessions.
+rate, 3008 session expired, 3009 too many sessions. After 3005 and 3008 the
+stream reconnects (once, as for a drop); the others fail it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -21,6 +23,8 @@ from patter_core.audio.formats import MULAW_8K, PCM16_16K, AudioFormat
 from patter_core.providers.base import ProviderError, Transcription
 from patter_core.providers.keys import resolve_key
 from patter_core.providers.stt.ws import Parsed, WsOptions, WsSTTStream
+
+log = logging.getLogger(__name__)
 
 DEFAULT_URL = "wss://streaming.assemblyai.com/v3/ws"
 CHUNK_MS = 50  # the shortest audio frame the service accepts
@@ -34,6 +38,7 @@ _CLOSE_CODES = {
     3009: "too many concurrent sessions",
 }
 _RETRYABLE = {3005, 3008, 3009}
+_RECONNECT = {3005, 3008}  # server error, 3 h session limit: a new session may work
 
 
 def _failure(provider: str, code: int | None, detail: str) -> ProviderError:
@@ -106,7 +111,7 @@ class _Dialect:
         return '{"type":"Terminate"}'
 
     def close_error(self, code: int | None) -> ProviderError | None:
-        if code in _CLOSE_CODES:
+        if code in _CLOSE_CODES and code not in _RECONNECT:
             return _failure(self.provider, code, _CLOSE_CODES[code])
         return None
 
@@ -124,5 +129,8 @@ class _Dialect:
         if kind == "Error" or "error" in message:
             detail = str(message.get("error") or message.get("message") or "error")
             code = message.get("error_code")
+            if code in _RECONNECT:
+                log.warning("assemblyai: %s (%s); the close that follows reconnects", detail, code)
+                return Parsed()
             raise _failure(self.provider, code if isinstance(code, int) else None, detail)
         return Parsed()

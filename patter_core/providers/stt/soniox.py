@@ -10,6 +10,7 @@ detected) ends the turn; ``<fin>`` answers a ``finalize`` request.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from patter_core.audio.formats import PCM16_16K, AudioFormat
@@ -17,8 +18,11 @@ from patter_core.providers.base import ProviderError, Transcription
 from patter_core.providers.keys import resolve_key
 from patter_core.providers.stt.ws import Parsed, WsOptions, WsSTTStream
 
+log = logging.getLogger(__name__)
+
 DEFAULT_URL = "wss://stt-rt.soniox.com/transcribe-websocket"
 _RETRYABLE = {408, 429, 500, 503}
+_RECONNECT = 503  # "cannot continue request": the service asks for a new session
 
 
 class SonioxSTT:
@@ -100,6 +104,9 @@ class _Dialect:
             detail = message.get("error_message") or "error"
             status = message.get("error_code")
             code = status if isinstance(status, int) else None
+            if code == _RECONNECT:
+                log.warning("soniox: %s; the close that follows reconnects", detail)
+                return Parsed()
             if code == 401:
                 raise ProviderError(self.provider, "authentication failed", status=code)
             retry = code in _RETRYABLE
