@@ -36,7 +36,7 @@ class Parsed:
 
 class Dialect(Protocol):
     provider: str
-    min_chunk_bytes: int  # audio is sent in frames of at least this size (0: as pushed)
+    min_chunk_bytes: int  # audio goes out in frames of exactly this size (0: as pushed)
 
     def url(self) -> str: ...
 
