@@ -1,4 +1,10 @@
-"""Fake AssemblyAI v3 streaming: bare-key ``Authorization``, Turn/Termination."""
+"""Fake AssemblyAI v3 streaming: bare-key ``Authorization``, Begin/Turn/Termination.
+
+As the service does, it checks the key after the upgrade and fails in band: an
+``Error`` frame whose ``error_code`` is then the close code (1008 for a bad
+key, 3006 for bad input, 3007 for an audio frame outside 50-1000 ms). ``drop``
+mode ends the first session as the 3-hour limit does (3008).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.servers import FakeServer
-from tests.fakes.ws_stt import Msgs, Vendor, is_json, stt_server
+from tests.fakes.ws_stt import Close, Msgs, Vendor, is_json, stt_server
+
+MIN_FRAME = 1600  # 50 ms of 16 kHz PCM16
+MAX_FRAME = 32000  # 1000 ms
 
 
 def _turn(text: str, *, end: bool, formatted: bool) -> dict[str, Any]:
@@ -22,7 +31,11 @@ def _turn(text: str, *, end: bool, formatted: bool) -> dict[str, Any]:
     }
 
 
-def _control(data: str, got: int, text: str) -> tuple[Msgs, bool]:
+def _error(code: int, text: str) -> Msgs:
+    return [{"type": "Error", "error_code": code, "error": text}, Close(code)]
+
+
+def _control(data: str, got: int, text: str, frames: int) -> tuple[Msgs, bool]:
     if is_json(data, type="ForceEndpoint") and got:
         return [
             _turn(text.lower(), end=True, formatted=False),
@@ -32,7 +45,16 @@ def _control(data: str, got: int, text: str) -> tuple[Msgs, bool]:
         return [
             {"type": "Termination", "audio_duration_seconds": 1, "session_duration_seconds": 1}
         ], True
-    return [], False
+    if is_json(data, type="KeepAlive"):
+        return [], False
+    return _error(3006, f"Invalid Message Type: {data[:40]}"), False
+
+
+def _audio(size: int, frames: int) -> Msgs:
+    if not MIN_FRAME <= size <= MAX_FRAME:
+        ms = size * 1000 // 32000
+        return _error(3007, f"Input duration violation: {ms} ms. Expected between 50 and 1000 ms")
+    return []
 
 
 def _header_ok(request: web.Request, key: str) -> bool:
@@ -50,7 +72,12 @@ VENDOR = Vendor(
         _turn(text, end=True, formatted=True),
     ],
     control=_control,
-    error=[{"error": "Audio too fast"}],
+    error=_error(3006, "Invalid Sample Rate: must be a positive integer"),
+    ready=lambda: [{"type": "Begin", "id": "s1", "expires_at": 1767225600}],
+    audio=_audio,
+    header_reject=_error(1008, "Unauthorized Connection: Invalid API key"),
+    error_at_connect=True,
+    drop=_error(3008, "Session Expired: Maximum session duration exceeded"),
 )
 
 

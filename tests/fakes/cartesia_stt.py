@@ -1,4 +1,8 @@
-"""Fake Cartesia STT: ``X-API-Key`` + ``Cartesia-Version``, plain-text controls."""
+"""Fake Cartesia STT: ``X-API-Key`` + ``Cartesia-Version``, plain-text controls.
+
+``finalize`` is answered by the transcript and ``flush_done``, ``done`` by ``done``
+(API version 2025-04-16; newer versions also take ``close``).
+"""
 
 from __future__ import annotations
 
@@ -21,10 +25,10 @@ def _transcript(text: str, *, final: bool) -> dict[str, Any]:
     }
 
 
-def _control(data: str, got: int, text: str) -> tuple[Msgs, bool]:
+def _control(data: str, got: int, text: str, frames: int) -> tuple[Msgs, bool]:
     if data == "finalize" and got:
         return [_transcript(text, final=True), {"type": "flush_done", "request_id": "r1"}], False
-    if data == "done":
+    if data in ("done", "close"):
         return [{"type": "done", "request_id": "r1"}], True
     return [], False
 
@@ -42,7 +46,15 @@ VENDOR = Vendor(
     interim=lambda word: [_transcript(word, final=False)],
     turn=lambda text: [_transcript(text, final=True)],
     control=_control,
-    error=[{"type": "error", "message": "unsupported sample rate", "request_id": "r1"}],
+    error=[
+        {
+            "type": "error",
+            "status_code": 400,
+            "title": "Invalid request",
+            "message": "unsupported sample rate",
+            "request_id": "r1",
+        }
+    ],
 )
 
 

@@ -44,6 +44,9 @@ def deepgram_server(text: str = "hello there") -> FakeServer:
                 fake.seen.audio_bytes += len(msg.data)
                 if fake.mode == "stall":
                     continue
+                if fake.mode == "bad_audio":
+                    await ws.close(code=1008, message=b"DATA-0000")
+                    break
                 if fake.mode == "drop" and first and got >= TURN_BYTES // 2:
                     await ws.close(code=1011, message=b"NET-0001")
                     fake.seen.disconnected = True

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from tests.fakes.servers import FakeServer
-from tests.fakes.ws_stt import Msgs, Vendor, is_json, stt_server
+from tests.fakes.ws_stt import Close, Msgs, Vendor, is_json, stt_server
 
 
 def _tokens(*tokens: tuple[str, bool], finished: bool = False) -> dict[str, Any]:
@@ -30,10 +30,15 @@ def _first_ok(data: str, key: str) -> bool:
         config = json.loads(data)
     except ValueError:
         return False
-    return bool(config.get("api_key") == key and config.get("audio_format") == "pcm_s16le")
+    return bool(
+        config.get("api_key") == key
+        and config.get("audio_format") == "pcm_s16le"
+        and config.get("model")
+        and config.get("sample_rate")
+    )
 
 
-def _control(data: str, got: int, text: str) -> tuple[Msgs, bool]:
+def _control(data: str, got: int, text: str, frames: int) -> tuple[Msgs, bool]:
     if is_json(data, type="finalize") and got:
         return [_tokens(*_words(text), ("<fin>", True))], False
     if data == "":
@@ -46,7 +51,7 @@ VENDOR = Vendor(
     path="/transcribe-websocket",
     header_ok=lambda request, key: True,
     first_ok=_first_ok,
-    auth_error=lambda: [{"error_code": 401, "error_message": "Invalid API key."}],
+    auth_error=lambda: [{"error_code": 401, "error_message": "Invalid or expired API key."}],
     interim=lambda word: [_tokens((word, False))],
     turn=lambda text: [
         _tokens((text.split()[0], True)),
@@ -54,6 +59,10 @@ VENDOR = Vendor(
     ],
     control=_control,
     error=[{"error_code": 400, "error_message": "Invalid model."}],
+    drop=[
+        {"error_code": 503, "error_message": "Cannot continue request (code 1). Restart it."},
+        Close(),
+    ],
 )
 
 

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from patter_core.providers.base import ProviderError
 from patter_core.providers.stt import CartesiaSTT
 from tests.fakes.cartesia_stt import cartesia_server
 from tests.providers import stt_cases as cases
@@ -56,3 +57,23 @@ def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
         CartesiaSTT()
     monkeypatch.setenv("CARTESIA_API_KEY", "from-env")
     assert CartesiaSTT().name == "cartesia"
+
+
+async def test_error_message_keeps_its_status_code() -> None:
+    async with cartesia_server(TEXT) as fake:
+        fake.mode = "error"
+        stream = await make(fake.ws_url).open("c1")
+        await cases.push(stream, cases.CHUNK * 2)
+        with pytest.raises(ProviderError, match="unsupported sample rate") as info:
+            async for _ in stream.results():
+                pass
+        await stream.close()
+    assert info.value.status == 400 and not info.value.retryable
+    query = fake.seen.queries[0]
+    assert query == {
+        "model": "ink-whisper",
+        "language": "en",
+        "encoding": "pcm_s16le",
+        "sample_rate": "16000",
+    }
+    assert fake.seen.headers[0]["Cartesia-Version"] == "2025-04-16"

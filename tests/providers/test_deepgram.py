@@ -94,6 +94,19 @@ async def test_drop_mid_stream_reconnects_once() -> None:
         assert fake.seen.disconnected and fake.seen.connections == 2
 
 
+async def test_undecodable_audio_close_fails_without_a_reconnect() -> None:
+    """A DATA-0000 close would repeat on a new connection with the same audio."""
+    async with deepgram_server() as fake:
+        fake.mode = "bad_audio"
+        stream = await make(fake.ws_url).open("c1")
+        await push(stream, CHUNK)
+        with pytest.raises(ProviderError, match="audio rejected") as info:
+            async for _ in stream.results():
+                pass
+        await stream.close()
+    assert info.value.status == 1008 and fake.seen.connections == 1
+
+
 async def test_drop_without_reconnect_fails_results() -> None:
     async with deepgram_server() as fake:
         fake.mode = "drop"

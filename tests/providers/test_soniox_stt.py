@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from patter_core.providers.base import ProviderError
 from patter_core.providers.stt import SonioxSTT
+from patter_core.providers.stt.ws import WsOptions
 from tests.fakes.soniox_stt import soniox_server
 from tests.providers import stt_cases as cases
 
@@ -56,3 +59,21 @@ def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
         SonioxSTT()
     monkeypatch.setenv("SONIOX_API_KEY", "from-env")
     assert SonioxSTT().name == "soniox"
+
+
+async def test_config_frame_and_keepalive() -> None:
+    async with soniox_server(TEXT) as fake:
+        stream = await make(fake.ws_url, options=WsOptions(keepalive_s=0.05)).open("c1")
+        await fake.until(lambda seen: '{"type":"keepalive"}' in seen.texts)
+        await stream.close()
+    config = json.loads(fake.seen.texts[0])
+    assert config["model"] == "stt-rt-v5" and config["api_key"] == "test-key"
+    assert config["audio_format"] == "pcm_s16le" and config["sample_rate"] == 16000
+    assert config["num_channels"] == 1 and config["enable_endpoint_detection"] is True
+    assert fake.seen.texts[-1] == ""  # the empty frame that ends the audio
+
+
+async def test_bad_key_is_not_retryable() -> None:
+    async with soniox_server(TEXT) as fake:
+        exc = await cases.bad_key(fake, make)
+    assert isinstance(exc, ProviderError) and exc.status == 401 and not exc.retryable

@@ -4,10 +4,18 @@ The server sends ``Turn`` messages that grow while the caller speaks; the one
 with ``end_of_turn`` ends the turn. With ``format_turns`` the service follows
 an unformatted end of turn with a formatted copy, so only the formatted one is
 reported as final to avoid saying the turn twice.
+
+Audio frames must hold 50-1000 ms (close code 3007 otherwise), so the stream
+sends 50 ms frames. A failure arrives as ``{"type":"Error","error_code",
+"error"}`` followed by a close with that same code: 1008 for a bad key or an
+account problem, 3005 server error, 3006 bad input, 3007 audio chunking or
+rate, 3008 session expired, 3009 too many sessions. After 3005 and 3008 the
+stream reconnects (once, as for a drop); the others fail it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -16,7 +24,27 @@ from patter_core.providers.base import ProviderError, Transcription
 from patter_core.providers.keys import resolve_key
 from patter_core.providers.stt.ws import Parsed, WsOptions, WsSTTStream
 
+log = logging.getLogger(__name__)
+
 DEFAULT_URL = "wss://streaming.assemblyai.com/v3/ws"
+CHUNK_MS = 50  # the shortest audio frame the service accepts
+
+_CLOSE_CODES = {
+    1008: "unauthorized connection",
+    3005: "server error",
+    3006: "invalid input",
+    3007: "audio chunk duration or rate violation",
+    3008: "session expired",
+    3009: "too many concurrent sessions",
+}
+_RETRYABLE = {3005, 3008, 3009}
+_RECONNECT = {3005, 3008}  # server error, 3 h session limit: a new session may work
+
+
+def _failure(provider: str, code: int | None, detail: str) -> ProviderError:
+    if code == 1008 and "concurrent" not in detail.lower():
+        return ProviderError(provider, "authentication failed", status=code)
+    return ProviderError(provider, detail[:200], status=code, retryable=code in _RETRYABLE)
 
 
 class AssemblyAISTT:
@@ -54,6 +82,8 @@ class _Dialect:
 
     def __init__(self, cfg: AssemblyAISTT) -> None:
         self._cfg = cfg
+        fmt = cfg.input_format
+        self.min_chunk_bytes = fmt.sample_rate * fmt.bytes_per_sample * CHUNK_MS // 1000
 
     def url(self) -> str:
         c = self._cfg
@@ -71,14 +101,19 @@ class _Dialect:
     def opening(self) -> list[str]:
         return []
 
-    def keepalive(self) -> str | None:
-        return None  # the session stays open on silence; no keep-alive message exists
+    def keepalive(self) -> str:
+        return '{"type":"KeepAlive"}'
 
     def finalize(self) -> str:
         return '{"type":"ForceEndpoint"}'
 
     def closing(self, chunks_sent: int) -> str:
         return '{"type":"Terminate"}'
+
+    def close_error(self, code: int | None) -> ProviderError | None:
+        if code in _CLOSE_CODES and code not in _RECONNECT:
+            return _failure(self.provider, code, _CLOSE_CODES[code])
+        return None
 
     def parse(self, message: dict[str, Any]) -> Parsed:
         kind = message.get("type")
@@ -92,6 +127,10 @@ class _Dialect:
         if kind == "Termination":
             return Parsed(done=True)
         if kind == "Error" or "error" in message:
-            detail = message.get("error") or message.get("message") or "error"
-            raise ProviderError(self.provider, str(detail)[:200])
+            detail = str(message.get("error") or message.get("message") or "error")
+            code = message.get("error_code")
+            if code in _RECONNECT:
+                log.warning("assemblyai: %s (%s); the close that follows reconnects", detail, code)
+                return Parsed()
+            raise _failure(self.provider, code if isinstance(code, int) else None, detail)
         return Parsed()

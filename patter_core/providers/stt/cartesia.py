@@ -1,8 +1,11 @@
 """Cartesia streaming STT (``/stt/websocket``).
 
-Audio goes in binary frames; ``finalize`` and ``done`` are plain text frames.
-Cartesia does not report an end of turn of its own, so a result marked
-``is_final`` (after a pause or a ``finalize``) is treated as the end of turn.
+Audio goes in binary frames; ``finalize`` (answered by ``flush_done``) and
+``done`` (answered by ``done``) are plain text frames, as in API version
+2025-04-16; newer versions name the close command ``close``. This endpoint
+reports no end of turn of its own (that is ``/stt/turns/websocket``), so a
+result marked ``is_final`` (after a pause or a ``finalize``) is treated as the
+end of turn. Each transcript's ``text`` is a delta since the last final one.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class CartesiaSTT:
 
 class _Dialect:
     provider = "cartesia"
+    min_chunk_bytes = 0
 
     def __init__(self, cfg: CartesiaSTT) -> None:
         self._cfg = cfg
@@ -80,6 +84,9 @@ class _Dialect:
     def closing(self, chunks_sent: int) -> str:
         return "done"
 
+    def close_error(self, code: int | None) -> ProviderError | None:
+        return None
+
     def parse(self, message: dict[str, Any]) -> Parsed:
         kind = message.get("type")
         if kind == "transcript":
@@ -90,6 +97,14 @@ class _Dialect:
         if kind == "done":
             return Parsed(done=True)
         if kind == "error":
-            detail = message.get("message") or "error"
-            raise ProviderError(self.provider, str(detail)[:200])
+            # SDK shape: message, title, status_code, error_code; older docs: "error".
+            detail = message.get("message") or message.get("error") or message.get("title")
+            status = message.get("status_code")
+            code = status if isinstance(status, int) else None
+            if code in (401, 403):
+                raise ProviderError(self.provider, "authentication failed", status=code)
+            retry = code is not None and (code == 429 or code >= 500)
+            raise ProviderError(
+                self.provider, str(detail or "error")[:200], status=code, retryable=retry
+            )
         return Parsed()

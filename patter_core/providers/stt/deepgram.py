@@ -4,6 +4,8 @@ Interim results arrive with ``is_final=false``; ``is_final=true`` fixes a span;
 ``speech_final=true`` (silence for ``endpointing_ms``) or an ``UtteranceEnd``
 message ends the turn. An ``UtteranceEnd`` that follows finals without a
 ``speech_final`` is reported as an empty final with ``end_of_turn=True``.
+Failures come as a close frame (code + ``DATA-``/``NET-`` reason) or, for a
+bad client message, ``{"type":"Error","variant","description"}``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class DeepgramSTT:
 
 class _Dialect:
     provider = "deepgram"
+    min_chunk_bytes = 0
 
     def __init__(self, cfg: DeepgramSTT) -> None:
         self._cfg = cfg
@@ -93,6 +96,13 @@ class _Dialect:
 
     def closing(self, chunks_sent: int) -> str:
         return '{"type":"CloseStream"}'
+
+    def close_error(self, code: int | None) -> ProviderError | None:
+        # DATA-0000 (audio that cannot be decoded) closes with 1002 or 1008; a reconnect
+        # would meet the same audio. NET-0000/NET-0001 timeouts close with 1011: retry.
+        if code in (1002, 1008):
+            return ProviderError(self.provider, f"audio rejected (close {code})", status=code)
+        return None
 
     def parse(self, message: dict[str, Any]) -> Parsed:
         kind = message.get("type")

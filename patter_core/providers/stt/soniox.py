@@ -10,6 +10,7 @@ detected) ends the turn; ``<fin>`` answers a ``finalize`` request.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from patter_core.audio.formats import PCM16_16K, AudioFormat
@@ -17,7 +18,11 @@ from patter_core.providers.base import ProviderError, Transcription
 from patter_core.providers.keys import resolve_key
 from patter_core.providers.stt.ws import Parsed, WsOptions, WsSTTStream
 
+log = logging.getLogger(__name__)
+
 DEFAULT_URL = "wss://stt-rt.soniox.com/transcribe-websocket"
+_RETRYABLE = {408, 429, 500, 503}
+_RECONNECT = 503  # "cannot continue request": the service asks for a new session
 
 
 class SonioxSTT:
@@ -27,7 +32,7 @@ class SonioxSTT:
         self,
         api_key: str | None = None,
         *,
-        model: str = "stt-rt-preview",
+        model: str = "stt-rt-v5",
         language_hints: list[str] | None = None,
         base_url: str = DEFAULT_URL,
         options: WsOptions | None = None,
@@ -50,6 +55,7 @@ class SonioxSTT:
 
 class _Dialect:
     provider = "soniox"
+    min_chunk_bytes = 0
 
     def __init__(self, cfg: SonioxSTT) -> None:
         self._cfg = cfg
@@ -84,6 +90,9 @@ class _Dialect:
     def closing(self, chunks_sent: int) -> str:
         return ""  # an empty text frame ends the audio
 
+    def close_error(self, code: int | None) -> ProviderError | None:
+        return None
+
     def _turn(self, end_of_turn: bool) -> list[Transcription]:
         text, self._finals, self._last_interim = self._finals.strip(), "", ""
         if not text:
@@ -91,11 +100,17 @@ class _Dialect:
         return [Transcription(text, final=True, end_of_turn=end_of_turn)]
 
     def parse(self, message: dict[str, Any]) -> Parsed:
-        if message.get("error_code") is not None:
+        if message.get("error_code") is not None or message.get("error_message"):
             detail = message.get("error_message") or "error"
             status = message.get("error_code")
             code = status if isinstance(status, int) else None
-            raise ProviderError(self.provider, str(detail)[:200], status=code)
+            if code == _RECONNECT:
+                log.warning("soniox: %s; the close that follows reconnects", detail)
+                return Parsed()
+            if code == 401:
+                raise ProviderError(self.provider, "authentication failed", status=code)
+            retry = code in _RETRYABLE
+            raise ProviderError(self.provider, str(detail)[:200], status=code, retryable=retry)
         out: list[Transcription] = []
         pending = ""
         for token in message.get("tokens") or []:

@@ -1,9 +1,13 @@
 """Speechmatics real-time STT (``/v2`` over a WebSocket).
 
-``StartRecognition`` configures the session; audio goes in binary frames, each
-counted as one ``seq_no``; ``EndOfStream`` names the last one and the server
-answers ``EndOfTranscript``. ``AddTranscript`` fixes a span and
-``EndOfUtterance`` (silence for ``end_of_utterance_s``) ends the turn.
+``StartRecognition`` configures the session (the server answers
+``RecognitionStarted``); audio goes in binary frames, each acknowledged by an
+``AudioAdded`` carrying its ``seq_no`` (1, 2, ... per connection);
+``EndOfStream`` names the last one and the server answers ``EndOfTranscript``
+once it has that much audio. ``AddTranscript`` fixes a span and
+``EndOfUtterance`` (silence for ``end_of_utterance_s``, 0-2 s, or a
+``ForceEndOfUtterance``) ends the turn. An ``Error`` (``type`` + ``reason``)
+ends the session.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from patter_core.providers.keys import resolve_key
 from patter_core.providers.stt.ws import Parsed, WsOptions, WsSTTStream
 
 DEFAULT_URL = "wss://eu2.rt.speechmatics.com/v2"
+
+_AUTH_ERRORS = {"not_authorised"}
+_RETRYABLE_ERRORS = {"job_error", "idle_timeout", "session_timeout", "unknown_error"}
 
 
 class SpeechmaticsSTT:
@@ -51,6 +58,7 @@ class SpeechmaticsSTT:
 
 class _Dialect:
     provider = "speechmatics"
+    min_chunk_bytes = 0
 
     def __init__(self, cfg: SpeechmaticsSTT) -> None:
         self._cfg = cfg
@@ -89,6 +97,9 @@ class _Dialect:
     def closing(self, chunks_sent: int) -> str:
         return json.dumps({"message": "EndOfStream", "last_seq_no": chunks_sent})
 
+    def close_error(self, code: int | None) -> ProviderError | None:
+        return None  # failures arrive as an ``Error`` message before the close
+
     def parse(self, message: dict[str, Any]) -> Parsed:
         kind = message.get("message")
         if kind in ("AddTranscript", "AddPartialTranscript"):
@@ -107,6 +118,10 @@ class _Dialect:
         if kind == "EndOfTranscript":
             return Parsed(done=True)
         if kind == "Error":
-            detail = message.get("reason") or message.get("type") or "error"
-            raise ProviderError(self.provider, str(detail)[:200])
+            err_type = str(message.get("type") or "")
+            if err_type in _AUTH_ERRORS:
+                raise ProviderError(self.provider, "authentication failed", status=401)
+            detail = message.get("reason") or err_type or "error"
+            retry = err_type in _RETRYABLE_ERRORS
+            raise ProviderError(self.provider, str(detail)[:200], retryable=retry)
         return Parsed()

@@ -36,6 +36,7 @@ class Parsed:
 
 class Dialect(Protocol):
     provider: str
+    min_chunk_bytes: int  # audio goes out in frames of exactly this size (0: as pushed)
 
     def url(self) -> str: ...
 
@@ -53,7 +54,13 @@ class Dialect(Protocol):
 
     def finalize(self) -> str | None: ...
 
-    def closing(self, chunks_sent: int) -> str | None: ...
+    def closing(self, chunks_sent: int) -> str | None:
+        """The close message; ``chunks_sent`` counts audio frames on this connection."""
+        ...
+
+    def close_error(self, code: int | None) -> ProviderError | None:
+        """A server close code that means failure rather than a drop worth a reconnect."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,7 @@ class WsSTTStream:
         self._reconnecting = False
         self._backlog = bytearray()  # audio held while reconnecting
         self._backlog_cap = fmt.sample_rate * fmt.bytes_per_sample * 5
+        self._unsent = bytearray()  # audio waiting to fill a frame of ``min_chunk_bytes``
 
     @property
     def audio_seconds(self) -> float:
@@ -119,6 +127,17 @@ class WsSTTStream:
         if self._closing or self._results.ended:
             return
         self._bytes += len(payload)
+        size = self._d.min_chunk_bytes
+        if not size:
+            await self._send_audio(payload)
+            return
+        self._unsent += payload
+        while len(self._unsent) >= size:  # frames of exactly ``size`` bytes
+            frame = bytes(self._unsent[:size])
+            del self._unsent[:size]
+            await self._send_audio(frame)
+
+    async def _send_audio(self, payload: bytes) -> None:
         ws = self._ws
         if self._reconnecting or ws is None or ws.closed:
             self._hold(payload)
@@ -186,6 +205,10 @@ class WsSTTStream:
                 await self._read_socket()
                 if self._closing or self._done.is_set():
                     return
+                assert self._ws is not None
+                failure = self._d.close_error(self._ws.close_code)
+                if failure is not None:
+                    raise failure
                 if attempts <= 0:
                     raise ProviderError(self._d.provider, "connection dropped", retryable=True)
                 attempts -= 1
@@ -194,10 +217,9 @@ class WsSTTStream:
                 )
                 self._reconnecting = True
                 self._ws = await self._connect()
+                self._chunks = 0  # a new session numbers its audio frames from the start
                 held, self._backlog = bytes(self._backlog), bytearray()
-                if held:
-                    await self._ws.send_bytes(held)
-                    self._chunks += 1
+                await self._resend(held)
                 self._reconnecting = False
         except ProviderError as exc:
             self._results.fail(exc)
@@ -207,6 +229,20 @@ class WsSTTStream:
         finally:
             self._done.set()
             self._results.end()
+
+    async def _resend(self, held: bytes) -> None:
+        """Send audio held over a reconnect in frames of half a second at most."""
+        ws = self._ws
+        assert ws is not None
+        half_second = self._fmt.sample_rate * self._fmt.bytes_per_sample // 2
+        step = self._d.min_chunk_bytes or half_second
+        for start in range(0, len(held), step):
+            piece = held[start : start + step]
+            if len(piece) < self._d.min_chunk_bytes:
+                self._unsent[:0] = piece
+                break
+            await ws.send_bytes(piece)
+            self._chunks += 1
 
     async def _read_socket(self) -> None:
         ws = self._ws
