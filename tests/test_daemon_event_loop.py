@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from patter_core.testing import SimulatedTwilio, tone_mulaw
+from patter_core.testing.daemon import daemon_config, free_port
 from patterd.client import PatterClient
-from tests.support.daemon_calls import free_port, no_live, sdk_daemon, until
+from tests.support.daemon_calls import no_live, sdk_daemon, until
 from tests.support.daemon_proc import ROOT, base_env
 from tests.support.fixtures import short_tmp_dir
 
@@ -22,36 +23,14 @@ def short_tmp() -> Iterator[Path]:
     yield from short_tmp_dir()
 
 
-def _config(sim: SimulatedTwilio, port: int, tmp: Path, event_loop: str) -> str:
-    return f"""
-event_loop = "{event_loop}"
-
-[carrier]
-kind = "twilio"
-account_sid = "{sim.account_sid}"
-api_base_url = "{sim.api_url}"
-
-[server]
-port = {port}
-public_host = "{sim.public_host}"
-
-[store]
-root = "{tmp / "history"}"
-
-[numbers]
-"+15550001234" = "echo"
-
-[agents.echo]
-engine = "echo"
-"""
-
-
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 async def test_each_event_loop_carries_a_call(short_tmp: Path, loop: str) -> None:
     port = free_port()
     async with SimulatedTwilio() as sim:
         sim.server_url = f"http://127.0.0.1:{port}"
-        config = _config(sim, port, short_tmp, loop)
+        # Top-level keys go before the first table.
+        base = daemon_config(sim, port=port, history=short_tmp / "history")
+        config = f'event_loop = "{loop}"\n\n{base}'
         daemon = sdk_daemon(short_tmp, config, {"TWILIO_AUTH_TOKEN": sim.auth_token})
         await asyncio.to_thread(daemon.start)
         try:
