@@ -308,12 +308,20 @@ def worker(target: Target, n_calls: int, first: int, conn: Any, warmup: float, s
 
 
 class Daemon:
-    def __init__(self, root: Path, sim: SimulatedTwilio, port: int, core: int | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        sim: SimulatedTwilio,
+        port: int,
+        core: int | None,
+        event_loop: str = "auto",
+    ) -> None:
         self.root = root
         self.port = port
         self.core = core
         config = root / "patterd.toml"
-        config.write_text(daemon_config(sim, port=port, history=root / "history"))
+        base = daemon_config(sim, port=port, history=root / "history")
+        config.write_text(f'event_loop = "{event_loop}"\n\n{base}')
         self.config = config
         self.socket = root / "patterd.sock"
         self.proc: asyncio.subprocess.Process | None = None
@@ -505,6 +513,14 @@ def row(r: dict[str, Any]) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
+    results = []
+    for event_loop in getattr(args, "loops", "auto").split(","):
+        print(f"\n### patterd event loop: {event_loop}\n")
+        results = await run_levels(args, event_loop)
+    return results
+
+
+async def run_levels(args: argparse.Namespace, event_loop: str) -> list[dict[str, Any]]:
     levels = [int(x) for x in args.calls.split(",")]
     cores = sorted(os.sched_getaffinity(0))
     daemon_core = cores[0] if len(cores) > 1 and not args.no_pin else None
@@ -513,7 +529,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         async with SimulatedTwilio(auth_token="bench-auth-token") as sim:
             port = free_port()
             sim.server_url = f"http://127.0.0.1:{port}"
-            daemon = Daemon(Path(tmp), sim, port, daemon_core)
+            daemon = Daemon(Path(tmp), sim, port, daemon_core, event_loop)
             if daemon_core is not None:
                 os.sched_setaffinity(0, {cores[-1]})
             await daemon.start()
@@ -554,6 +570,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-worker", type=int, default=250, help="calls per generator process")
     ap.add_argument("--settle", type=float, default=2.0, help="pause around each level, s")
     ap.add_argument("--no-pin", action="store_true")
+    ap.add_argument(
+        "--loops", default="asyncio,uvloop", help="patterd event loops to compare, in turn"
+    )
     ap.add_argument("--json", action="store_true", help="also print raw results to stderr")
     args = ap.parse_args(argv)
     asyncio.run(main_async(args))
