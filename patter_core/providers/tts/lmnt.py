@@ -126,7 +126,7 @@ class LMNTTTS:
                         finished = True  # everything flushed has been sent
                         return
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-                    if ws.close_code == 1000:  # normal close after eof: all audio sent
+                    if ws.close_code == 1000:  # normal close after finish: all audio sent
                         finished = True
                         return
                     raise ws_stream.dropped(self.name, ws)
