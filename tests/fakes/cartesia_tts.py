@@ -1,4 +1,12 @@
-"""Fake Cartesia ``/tts/websocket``: many contexts on one socket, chunk/done/error, cancel."""
+"""Fake Cartesia ``/tts/websocket``: many contexts on one socket, chunk/done/error, cancel.
+
+The key is taken as ``X-API-Key`` or ``Authorization: Bearer`` and the API version as the
+``Cartesia-Version`` header or the ``cartesia_version`` query parameter, as Cartesia's API
+conventions allow. Every server frame carries ``status_code`` 206 as in Cartesia's own
+WebSocket reference examples (``done`` included); errors carry the HTTP-style code.
+A request missing a field the SDK marks required, or with an output format the SDK does
+not list, is answered with an ``error`` frame for its context.
+"""
 
 from __future__ import annotations
 
@@ -16,15 +24,31 @@ from tests.fakes.tts_ws import CHUNKS, PACE_S, WsTTSFake, chunk, chunk_bytes, un
 def cartesia_server() -> WsTTSFake:
     async def websocket(request: web.Request) -> web.StreamResponse:
         fake.record(request)
-        if request.headers.get("X-API-Key") != fake.key or not request.headers.get(
-            "Cartesia-Version"
-        ):
+        key = request.headers.get("X-API-Key") or request.headers.get(
+            "Authorization", ""
+        ).removeprefix("Bearer ")
+        version = request.headers.get("Cartesia-Version") or request.query.get("cartesia_version")
+        if key != fake.key or not version:
             return unauthorized({"error": "Invalid API key", "title": "Unauthorized"})
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         streams: dict[str, asyncio.Task[None]] = {}
 
         async def generate(ctx: str, req: dict[str, Any]) -> None:
+            problem = _invalid(req)
+            if problem:
+                await ws.send_json(
+                    {
+                        "type": "error",
+                        "context_id": ctx,
+                        "done": True,
+                        "status_code": 400,
+                        "title": "Invalid request",
+                        "message": problem,
+                        "error_code": "invalid_request",
+                    }
+                )
+                return
             fmt = req["output_format"]
             size = chunk_bytes(fmt["encoding"], fmt["sample_rate"])
             if fake.mode == "error":
@@ -64,7 +88,7 @@ def cartesia_server() -> WsTTSFake:
                 fake.count(ctx)
                 await asyncio.sleep(PACE_S)
             await ws.send_json(
-                {"type": "done", "context_id": ctx, "done": True, "status_code": 200}
+                {"type": "done", "context_id": ctx, "done": True, "status_code": 206}
             )
 
         try:
@@ -93,3 +117,23 @@ def cartesia_server() -> WsTTSFake:
 
     fake = WsTTSFake({"/tts/websocket": ("GET", websocket)})
     return fake
+
+
+_ENCODINGS = ("pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw")
+_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
+
+
+def _invalid(req: dict[str, Any]) -> str:
+    """Why a generation request would be refused, or ``""`` (cartesia-python's
+    ``GenerationRequest``: context_id, model_id, transcript, voice, output_format)."""
+    for field in ("model_id", "transcript", "voice", "output_format"):
+        if field not in req:
+            return f"missing {field}"
+    voice, fmt = req["voice"], req["output_format"]
+    if not isinstance(voice, dict) or voice.get("mode") != "id" or not voice.get("id"):
+        return "voice must be {mode: id, id}"
+    if not isinstance(fmt, dict) or fmt.get("container") != "raw":
+        return "output_format.container must be raw"
+    if fmt.get("encoding") not in _ENCODINGS or fmt.get("sample_rate") not in _RATES:
+        return "unsupported output_format"
+    return ""

@@ -1,10 +1,14 @@
-"""Fake LMNT ``/v1/ai/speech/stream`` (speech sessions, protocol version 2).
+"""Fake LMNT ``/v1/ai/speech/stream`` (speech sessions, LMNT API 1.1 as lmnt-python 2.6 speaks it).
 
-The key comes in the first message; ``flush``/``reset``/``eof`` are commands
-with nonces, acked with ``{"complete": …, "nonce"}``. Audio goes out as binary
-frames; ``ulaw`` starts with a WAV header, as lmnt-python documents, split
-across the first two frames so the client must reassemble it. After ``eof``
-and the last audio the server closes normally. Errors are ``{"error": …}``.
+The first message carries the key (``X-API-Key``), ``lmnt-version`` and the voice and
+format; the server answers ``{"type": "ready", "request_id"}``. Later messages are typed:
+``text`` is buffered, ``flush`` (with a nonce) speaks the buffer and is answered with
+``flush_complete`` once its audio is out, ``reset`` drops the buffer and what is playing
+(``reset_complete``), ``finish`` closes normally once everything is sent. Audio goes out
+as binary frames; ``ulaw`` starts with a WAV header, as lmnt-python documents, split
+across the first two frames so the client must reassemble it. Errors are
+``{"type": "error", "error": {"type", "message"}, "request_id"}``; a message of an older
+protocol (no ``type``, or ``command``) is refused the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import struct
+import uuid
 
 from aiohttp import WSMsgType, web
 
@@ -41,17 +46,24 @@ def lmnt_server() -> WsTTSFake:
         fake.record(request)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        request_id = uuid.uuid4().hex
         setup: dict[str, object] | None = None
         utterance = f"u{fake.seen.connections}"
-        task: asyncio.Task[None] | None = None
-        flush_nonce = 0
+        buffer = ""
+        queue: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue()  # None: finish
+        speaking = False
 
-        async def speak(fmt: str, size: int) -> None:
-            if fake.mode == "error":
-                await ws.send_str(json.dumps({"error": "voice not found"}))
-                await ws.close(code=1008)
-                return
-            header = ulaw_wav_header() if fmt == "ulaw" else b""
+        async def error(kind: str, message: str) -> None:
+            body = {"type": kind, "message": message}
+            await ws.send_str(
+                json.dumps({"type": "error", "error": body, "request_id": request_id})
+            )
+
+        async def speak(fmt: str, size: int, first: bool) -> bool:
+            """One flush's audio; False when the fault modes cut the connection."""
+            nonlocal speaking
+            speaking = True
+            header = ulaw_wav_header() if fmt == "ulaw" and first else b""
             if header:
                 await ws.send_bytes(header[:20])
             for i in range(CHUNKS):
@@ -59,17 +71,33 @@ def lmnt_server() -> WsTTSFake:
                     if fake.mode == "abort":  # the TCP connection just goes away
                         assert request.transport is not None
                         request.transport.close()
-                        return
-                    await ws.close(code=1011, message=b"internal")
-                    return
+                    else:
+                        await ws.close(code=1011, message=b"internal")
+                    speaking = False
+                    return False
                 if fake.mode == "stall" and i == 1:
                     await asyncio.sleep(30)
                 await ws.send_bytes((header[20:] if i == 0 else b"") + chunk(i, size))
                 fake.count(utterance)
                 await asyncio.sleep(PACE_S)
-            await ws.send_str(json.dumps({"complete": "flush", "nonce": flush_nonce}))
-            await ws.close()
+            speaking = False
+            return True
 
+        async def synthesizer(fmt: str, size: int) -> None:
+            first = True
+            while True:
+                item = await queue.get()
+                if item is None:
+                    await ws.close()
+                    return
+                text, nonce = item
+                if text.strip():
+                    if not await speak(fmt, size, first):
+                        return
+                    first = False
+                await ws.send_str(json.dumps({"type": "flush_complete", "nonce": nonce}))
+
+        worker: asyncio.Task[None] | None = None
         try:
             async for msg in ws:
                 if msg.type is not WSMsgType.TEXT:
@@ -81,29 +109,57 @@ def lmnt_server() -> WsTTSFake:
                     setup = req
                     if req.get("X-API-Key") != fake.key:
                         # Echo the key back, as careless servers do: the client must mask it.
-                        bad = req.get("X-API-Key")
-                        await ws.send_str(json.dumps({"error": f"Invalid API key {bad}"}))
+                        await error(
+                            "authentication_error", f"Invalid API key {req.get('X-API-Key')}"
+                        )
                         await ws.close(code=1008)
                         break
+                    if req.get("lmnt-version") != "1.1" or not req.get("voice"):
+                        await error("invalid_request_error", "init needs lmnt-version and voice")
+                        await ws.close(code=1008)
+                        break
+                    if fake.mode == "error":
+                        await error("not_found_error", "voice not found")
+                        await ws.close(code=1008)
+                        break
+                    fmt = str(req.get("format") or "mp3")
+                    size = chunk_bytes(fmt, int(str(req.get("sample_rate") or 24000)))
+                    worker = asyncio.create_task(synthesizer(fmt, size))
+                    await ws.send_str(json.dumps({"type": "ready", "request_id": request_id}))
                     continue
-                command = req.get("command")
-                if command == "flush":
-                    flush_nonce = int(req.get("nonce", 0))
-                elif command == "eof" and task is None:
-                    fmt = str(setup.get("format"))
-                    size = chunk_bytes(fmt, int(str(setup["sample_rate"])))
-                    task = asyncio.create_task(speak(fmt, size))
-                elif command == "reset" and task is not None and not task.done():
-                    task.cancel()
-                    fake.stop(utterance)
-                    await ws.send_str(json.dumps({"complete": "reset", "nonce": req.get("nonce")}))
+                kind = req.get("type")
+                if kind == "text":
+                    buffer += str(req.get("text", ""))
+                elif kind == "flush":
+                    queue.put_nowait((buffer, int(req.get("nonce", 0))))
+                    buffer = ""
+                elif kind == "finish":
+                    if buffer:
+                        queue.put_nowait((buffer, 0))
+                        buffer = ""
+                    queue.put_nowait(None)
+                elif kind == "reset" and worker is not None:
+                    buffer = ""
+                    while not queue.empty():
+                        queue.get_nowait()
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
+                    if speaking:
+                        speaking = False
+                        fake.stop(utterance)
+                    worker = asyncio.create_task(synthesizer(fmt, size))
+                    nonce = req.get("nonce")
+                    await ws.send_str(json.dumps({"type": "reset_complete", "nonce": nonce}))
+                else:
+                    await error("invalid_request_error", f"unknown message {msg.data[:80]}")
         finally:
-            if task is not None and not task.done():
-                task.cancel()
-                fake.stop(utterance)
-            if task is not None:
+            if worker is not None:
+                worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await worker
+            if speaking:
+                fake.stop(utterance)
             fake.seen.disconnected = True
             fake.poke()
         return ws

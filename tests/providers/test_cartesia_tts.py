@@ -43,6 +43,34 @@ async def test_utterance_in_the_asked_format(encoding: str, rate: int, fmt: Any)
             await tts.close()
 
 
+async def test_defaults_on_the_wire_are_a_current_model_voice_and_version() -> None:
+    async with (fake := cartesia_server()):
+        tts = make(fake)
+        try:
+            audio = b"".join([c async for c in tts.synthesize("Hi.")])
+            assert len(audio) == CHUNKS * 640
+            req = fake.seen.bodies[0]
+            assert req["model_id"] == "sonic-3.5" and req["language"] == "en"
+            assert req["voice"] == {"mode": "id", "id": "f786b574-daa5-4673-aa0c-cbe3e8534c02"}
+            assert req["context_id"].startswith("patter-")
+            headers = fake.seen.headers[0]
+            assert headers["X-API-Key"] == "test-key"
+            assert headers["Cartesia-Version"] == "2026-03-01"
+        finally:
+            await tts.close()
+
+
+async def test_a_request_cartesia_would_refuse_fails_typed() -> None:
+    async with (fake := cartesia_server()):
+        tts = make(fake, voice="")
+        try:
+            with pytest.raises(ProviderError, match="Invalid request") as info:
+                [c async for c in tts.synthesize("x")]
+            assert info.value.status == 400 and not info.value.retryable
+        finally:
+            await tts.close()
+
+
 async def test_concurrent_utterances_share_one_socket_by_context_id() -> None:
     async with (fake := cartesia_server()):
         tts = make(fake)

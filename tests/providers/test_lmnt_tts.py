@@ -31,18 +31,25 @@ async def test_utterance_in_the_asked_format(
         audio = b"".join([c async for c in tts.synthesize("Hello there.")])
         assert len(audio) == CHUNKS * fmt.bytes_for_ms(20)
         assert tts.characters == len("Hello there.")
-        setup, text, flush, eof = fake.seen.bodies
+        setup, text, flush, finish = fake.seen.bodies
         assert setup == {
             "X-API-Key": "test-key",
+            "lmnt-version": "1.1",
             "voice": "lily",
-            "protocol_version": 2,
             "model": "blizzard",
             "format": audio_format,
-            "sample_rate": str(rate),
+            "sample_rate": rate,
             "language": "en",
         }
-        assert text == {"text": "Hello there."}
-        assert flush == {"command": "flush", "nonce": 1} and eof == {"command": "eof"}
+        assert text == {"type": "text", "text": "Hello there."}
+        assert flush == {"type": "flush", "nonce": 1} and finish == {"type": "finish"}
+
+
+async def test_the_utterance_ends_at_flush_complete_and_the_default_voice_is_leah() -> None:
+    async with (fake := lmnt_server()):
+        audio = b"".join([c async for c in make(fake).synthesize("Hi.")])
+        assert len(audio) == CHUNKS * 640
+        assert fake.seen.bodies[0]["voice"] == "leah" and "model" not in fake.seen.bodies[0]
 
 
 async def test_ulaw_wav_header_is_cut_off_so_the_line_gets_bare_g711() -> None:
@@ -56,11 +63,12 @@ async def test_ulaw_wav_header_is_cut_off_so_the_line_gets_bare_g711() -> None:
 async def test_provider_error_is_typed_and_bad_key_is_not_echoed() -> None:
     async with (fake := lmnt_server()):
         fake.mode = "error"
-        with pytest.raises(ProviderError, match="voice not found"):
+        with pytest.raises(ProviderError, match="voice not found") as info:
             [c async for c in make(fake).synthesize("x")]
+        assert info.value.status == 404 and not info.value.retryable
         with pytest.raises(ProviderError) as info:
             [c async for c in make(fake, key="wrong-secret").synthesize("x")]
-        assert str(info.value) == "lmnt: Invalid API key ***"
+        assert str(info.value) == "lmnt: Invalid API key ***" and info.value.status == 401
 
 
 @pytest.mark.parametrize("mode", ["drop", "abort"])
@@ -89,7 +97,7 @@ async def test_barge_in_hangs_up_and_stops_audio_at_once() -> None:
         async with asyncio.timeout(2):
             await fake.until(lambda seen: "u1" in fake.stopped and seen.disconnected)
         assert fake.sent["u1"] < CHUNKS
-        assert {"command": "reset", "nonce": 2} in fake.seen.bodies
+        assert {"type": "reset", "nonce": 2} in fake.seen.bodies
 
 
 def test_options_are_checked_and_the_key_comes_from_the_environment(
@@ -119,3 +127,16 @@ def test_wav_header_split_byte_by_byte_and_bare_audio_passes() -> None:
     )
     bare = _WavHeader()
     assert bare.strip("lmnt", b"\x01\x02") + bare.strip("lmnt", b"\x03") == b"\x01\x02\x03"
+
+
+def test_error_shapes_old_and_new_map_to_typed_errors() -> None:
+    from patter_core.providers.tts.lmnt import _error
+
+    limited = _error(
+        "lmnt", {"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}}, "k"
+    )
+    assert limited.status == 429 and limited.retryable and str(limited) == "lmnt: slow"
+    down = _error("lmnt", {"type": "error", "error": {"type": "internal_server_error"}}, "k")
+    assert down.status == 500 and down.retryable
+    legacy = _error("lmnt", {"error": "bad voice"}, "k")
+    assert legacy.status is None and not legacy.retryable and str(legacy) == "lmnt: bad voice"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 
 from patter_core.audio.formats import MULAW_8K, PCM16_16K, AudioFormat
@@ -24,7 +25,7 @@ async def test_utterance_in_the_asked_format(
     audio_format: str, rate: int, fmt: AudioFormat
 ) -> None:
     async with (fake := rime_server()):
-        tts = make(fake, voice="astra", model="arcana", audio_format=audio_format, sample_rate=rate)
+        tts = make(fake, voice="astra", model="mistv2", audio_format=audio_format, sample_rate=rate)
         assert tts.output_format == fmt
         audio = b"".join([c async for c in tts.synthesize("Hello there.")])
         assert len(audio) == CHUNKS * fmt.bytes_for_ms(20)
@@ -32,13 +33,50 @@ async def test_utterance_in_the_asked_format(
         query = fake.seen.queries[0]
         assert query == {
             "speaker": "astra",
-            "modelId": "arcana",
+            "modelId": "mistv2",
             "audioFormat": audio_format,
             "samplingRate": str(rate),
+            "segment": "never",
         }
-        text, eos = fake.seen.bodies
+        text, flush, eos = fake.seen.bodies
         assert text["text"] == "Hello there." and text["contextId"]
-        assert eos == {"operation": "eos"}
+        assert flush == {"operation": "flush"} and eos == {"operation": "eos"}
+
+
+async def test_defaults_are_coda_and_a_coda_speaker() -> None:
+    async with (fake := rime_server()):
+        audio = b"".join([c async for c in make(fake).synthesize("Hi.")])
+        assert len(audio) == CHUNKS * 640
+        query = fake.seen.queries[0]
+        assert query["modelId"] == "coda" and query["speaker"] == "lyra"
+        assert query["audioFormat"] == "pcm" and query["samplingRate"] == "16000"
+
+
+async def test_a_reply_of_several_sentences_is_spoken_whole() -> None:
+    """Under Rime's default segmentation each sentence is a synthesis with its own
+    ``done``; with ``segment=never`` and one flush the reply is one synthesis."""
+    async with (fake := rime_server()):
+        text = "Hello there. How can I help? Ask me anything!"
+        audio = b"".join([c async for c in make(fake).synthesize(text)])
+        assert len(audio) == CHUNKS * 640
+        ctx = fake.seen.bodies[0]["contextId"]
+        assert fake.sent[ctx] == CHUNKS
+
+
+async def test_the_fake_splits_sentences_when_segmentation_is_left_to_rime() -> None:
+    """The fake's own default: three sentences, three syntheses (and three ``done``)."""
+    async with (fake := rime_server()):
+        url = f"{fake.ws_url}/ws3?speaker=lyra&modelId=coda&audioFormat=pcm&samplingRate=16000"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(url, headers={"Authorization": "Bearer test-key"}) as ws,
+        ):
+            await ws.send_json({"text": "One. Two? Three!", "contextId": "c"})
+            done = 0
+            while done < 3:
+                event = await asyncio.wait_for(ws.receive_json(), 5)
+                done += event["type"] == "done"
+        assert fake.sent["c"] == 3 * CHUNKS
 
 
 async def test_provider_error_is_typed_and_bad_key_is_not_echoed() -> None:
@@ -93,3 +131,5 @@ def test_options_are_checked_and_the_key_comes_from_the_environment(
         RimeTTS("k", audio_format="mp3")
     with pytest.raises(ValueError, match="8000"):
         RimeTTS("k", audio_format="mulaw", sample_rate=16000)
+    with pytest.raises(ValueError, match="segment"):
+        RimeTTS("k", options={"segment": "bySentence"})

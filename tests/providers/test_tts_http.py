@@ -73,17 +73,53 @@ async def test_close_iterator_stops_and_server_sees_disconnect(vendor: Vendor) -
         await fake.until(lambda seen: seen.disconnected)
 
 
-@pytest.mark.parametrize("vendor", VENDORS)
-async def test_provider_error_and_bad_key(vendor: Vendor) -> None:
+@pytest.mark.parametrize(
+    ("vendor", "status", "message"),
+    [
+        pytest.param((elevenlabs_server, eleven), 422, "stability out of range", id="elevenlabs"),
+        pytest.param((openai_server, openai), 400, "Input is too long", id="openai"),
+    ],
+)
+async def test_provider_error_and_bad_key(vendor: Vendor, status: int, message: str) -> None:
     server, make = vendor
     async with server() as fake:
         fake.mode = "error"
-        with pytest.raises(ProviderError) as info:
+        with pytest.raises(ProviderError, match=message) as info:
             [c async for c in make(fake).synthesize("x")]
-        assert info.value.status == 422 and not info.value.retryable
+        assert info.value.status == status and not info.value.retryable
+        assert "{" not in str(info.value)  # the message, not the JSON around it
         with pytest.raises(ProviderError) as info:
             [c async for c in make(fake, key="wrong-secret").synthesize("x")]
         assert info.value.status == 401 and "wrong-secret" not in str(info.value)
+        assert "***" in str(info.value)
+
+
+def test_error_bodies_of_unknown_shape_pass_through() -> None:
+    from patter_core.providers.tts.http_stream import error_message
+
+    assert error_message("upstream timeout") == "upstream timeout"
+    assert error_message("[1, 2]") == "[1, 2]"
+    assert error_message('{"detail": "Not Found"}') == "Not Found"
+
+
+async def test_elevenlabs_pcm_rates_the_sdk_lists() -> None:
+    async with elevenlabs_server() as fake:
+        for rate in (32000, 48000):
+            tts = eleven(fake, output_format=f"pcm_{rate}")
+            assert tts.output_format.sample_rate == rate
+            assert tts.output_format.encoding is Encoding.PCM16
+            assert len(b"".join([c async for c in tts.synthesize("Hi")])) == CHUNK * CHUNKS
+
+
+async def test_openai_instructions_go_only_when_set() -> None:
+    async with openai_server() as fake:
+        tts = openai(fake, instructions="Speak warmly.")
+        [c async for c in tts.synthesize("Hi")]
+        body = fake.seen.bodies[0]
+        assert body["model"] == "gpt-4o-mini-tts" and body["voice"] == "alloy"
+        assert body["instructions"] == "Speak warmly." and body["speed"] == 1.0
+        [c async for c in openai(fake).synthesize("Hi")]
+        assert "instructions" not in fake.seen.bodies[1]
 
 
 @pytest.mark.parametrize("vendor", VENDORS)

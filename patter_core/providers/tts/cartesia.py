@@ -23,7 +23,10 @@ from patter_core.providers.keys import resolve_key
 from patter_core.providers.tts import ws_stream
 
 DEFAULT_URL = "wss://api.cartesia.ai"
-DEFAULT_VOICE = "694f9389-aac1-45b6-b726-9d9369183238"
+# "Katie", the voice Cartesia's own quickstart and SDK README use (also livekit's default).
+DEFAULT_VOICE = "f786b574-daa5-4673-aa0c-cbe3e8534c02"
+# Cartesia's current flagship model (cartesia-python lists sonic-3.5 and sonic-3; sonic-2 is gone).
+DEFAULT_MODEL = "sonic-3.5"
 
 _ENCODINGS = {"pcm_s16le": Encoding.PCM16, "pcm_mulaw": Encoding.MULAW, "pcm_alaw": Encoding.ALAW}
 _RATES = (8000, 16000, 22050, 24000, 44100, 48000)
@@ -40,7 +43,7 @@ class CartesiaTTS:
         api_key: str | None = None,
         *,
         voice: str = DEFAULT_VOICE,
-        model: str = "sonic-2",
+        model: str = DEFAULT_MODEL,
         language: str = "en",
         encoding: str = "pcm_s16le",
         sample_rate: int = 16000,

@@ -19,7 +19,10 @@ DEFAULT_URL = "https://api.elevenlabs.io"
 _FORMATS = {
     "ulaw_8000": AudioFormat(Encoding.MULAW, 8000),
     "alaw_8000": AudioFormat(Encoding.ALAW, 8000),
-    **{f"pcm_{r}": AudioFormat(Encoding.PCM16, r) for r in (8000, 16000, 22050, 24000, 44100)},
+    **{
+        f"pcm_{r}": AudioFormat(Encoding.PCM16, r)
+        for r in (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+    },
 }
 
 
@@ -76,6 +79,7 @@ class ElevenLabsTTS:
             json_body=body,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
+            secret=self._key,
         ):
             yield chunk
 

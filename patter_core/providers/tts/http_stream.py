@@ -1,12 +1,16 @@
 """Stream a TTS response body: POST, check the status, yield chunks as they come.
 
 Closing the iterator closes the connection (not back to the pool), so the
-server stops sending at once on barge-in.
+server stops sending at once on barge-in. An error body is reduced to its
+message where the vendor's shape is known (OpenAI ``{"error": {"message"}}``,
+ElevenLabs ``{"detail": {"message"}}`` or FastAPI's ``{"detail": [{"msg"}]}``),
+and the key is masked should the server echo it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +18,7 @@ import aiohttp
 
 from patter_core.providers.base import ProviderError
 from patter_core.providers.http import shared_session
+from patter_core.providers.tts.ws_stream import server_text
 
 
 async def stream_post(
@@ -24,6 +29,7 @@ async def stream_post(
     json_body: dict[str, Any],
     connect_timeout: float,
     read_timeout: float,
+    secret: str = "",
 ) -> AsyncIterator[bytes]:
     session = shared_session()
     try:
@@ -37,7 +43,8 @@ async def stream_post(
     finished = False
     try:
         if resp.status >= 400:
-            detail = (await asyncio.wait_for(resp.text(), timeout=read_timeout))[:200]
+            body = await asyncio.wait_for(resp.text(), timeout=read_timeout)
+            detail = server_text(error_message(body), secret)
             raise ProviderError(
                 provider,
                 f"HTTP {resp.status}: {detail}",
@@ -62,3 +69,23 @@ async def stream_post(
             resp.release()
         else:
             resp.close()
+
+
+def error_message(body: str) -> str:
+    """The human part of a TTS error body, or the body itself when its shape is unknown."""
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError:
+        return body
+    if not isinstance(data, dict):
+        return body
+    error, detail = data.get("error"), data.get("detail")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    if isinstance(detail, dict) and (detail.get("message") or detail.get("status")):
+        return str(detail.get("message") or detail.get("status"))
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        return str(detail[0].get("msg") or body)
+    if isinstance(detail, str):
+        return detail
+    return body

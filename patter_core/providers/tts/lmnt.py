@@ -1,12 +1,13 @@
 """LMNT TTS over its speech-session WebSocket (``/v1/ai/speech/stream``), one socket per utterance.
 
-LMNT takes the key in the first JSON message (``X-API-Key``) with voice and
-format (protocol version 2, as lmnt-python sends it); text follows, then the
-``flush`` and ``eof`` commands. Audio arrives as binary frames, acks and errors
-(``{"error": …}``) as JSON text frames, and the server closes once everything
-is sent. ``audio_format="ulaw"`` at 8 kHz suits a Twilio line with no
-conversion; LMNT puts a WAV header in front of it, which is cut off here.
-Barge-in sends ``reset`` and drops the socket.
+Speaks LMNT API 1.1 as lmnt-python 2.6 does: the first JSON message carries the
+key (``X-API-Key``), ``lmnt-version``, voice and format; the server answers
+``ready``. Every later message has a ``type``: ``text``, then ``flush`` with a
+nonce, then ``finish``. Audio arrives as binary frames; ``flush_complete`` with
+the same nonce says the flushed text is all spoken, and errors come as
+``{"type": "error", "error": {"type", "message"}}``. ``audio_format="ulaw"`` at
+8 kHz suits a Twilio line with no conversion; LMNT puts a WAV header in front
+of it, which is cut off here. Barge-in sends ``reset`` and drops the socket.
 """
 
 from __future__ import annotations
@@ -23,6 +24,19 @@ from patter_core.providers.keys import resolve_key
 from patter_core.providers.tts import ws_stream
 
 DEFAULT_URL = "wss://api.lmnt.com"
+API_VERSION = "1.1"  # lmnt-python's LMNT_API_VERSION
+
+# LMNT's error ``type`` slugs as the HTTP status they stand for.
+_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "payment_required_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "internal_server_error": 500,
+}
+_FLUSH_NONCE, _RESET_NONCE = 1, 2
 
 _ENCODINGS = {"pcm_s16le": Encoding.PCM16, "ulaw": Encoding.MULAW}
 _RATES = (8000, 16000, 24000)
@@ -78,16 +92,21 @@ class LMNTTTS:
         try:
             setup: dict[str, Any] = {
                 "X-API-Key": self._key,
+                "lmnt-version": API_VERSION,
                 "voice": self.voice,
-                "protocol_version": 2,
                 "format": self.audio_format,
-                "sample_rate": str(self.sample_rate),
+                "sample_rate": self.sample_rate,
                 "language": self.language,
             }
             if self.model:
                 setup["model"] = self.model
-            flush = {"command": "flush", "nonce": 1}
-            for message in (setup, {"text": text}, flush, {"command": "eof"}):
+            messages = (
+                setup,
+                {"type": "text", "text": text},
+                {"type": "flush", "nonce": _FLUSH_NONCE},
+                {"type": "finish"},
+            )
+            for message in messages:
                 await ws_stream.send_json(self.name, ws, message, self.read_timeout)
             self.characters += len(text)
             header = _WavHeader() if self.audio_format == "ulaw" else None
@@ -99,12 +118,15 @@ class LMNTTTS:
                         yield audio
                 elif msg.type is aiohttp.WSMsgType.TEXT:
                     event = ws_stream.parse_object(msg.data)
-                    if "error" in event:
-                        raise ProviderError(
-                            self.name, ws_stream.server_text(event["error"], self._key)
-                        )
+                    if event.get("type") == "error" or "error" in event:
+                        raise _error(self.name, event, self._key)
+                    if event.get("type") == "flush_complete" and (
+                        event.get("nonce") == _FLUSH_NONCE
+                    ):
+                        finished = True  # everything flushed has been sent
+                        return
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-                    if ws.close_code == 1000:  # normal close after eof: all audio sent
+                    if ws.close_code == 1000:  # normal close after finish: all audio sent
                         finished = True
                         return
                     raise ws_stream.dropped(self.name, ws)
@@ -113,11 +135,31 @@ class LMNTTTS:
         finally:
             if not finished and not ws.closed:  # barge-in: drop what LMNT has queued
                 with contextlib.suppress(ProviderError):
-                    await ws_stream.send_json(self.name, ws, {"command": "reset", "nonce": 2}, 1.0)
+                    reset = {"type": "reset", "nonce": _RESET_NONCE}
+                    await ws_stream.send_json(self.name, ws, reset, 1.0)
             await ws_stream.close_quietly(ws)
 
     async def close(self) -> None:
         """Each utterance owns its socket; nothing is left open between them."""
+
+
+def _error(provider: str, event: dict[str, Any], key: str) -> ProviderError:
+    """``{"type": "error", "error": {"type", "message"}}`` (API 1.1), or an older
+    server's ``{"error": "<text>"}``."""
+    body = event.get("error")
+    if isinstance(body, dict):
+        slug = str(body.get("type") or "")
+        status = _ERROR_STATUS.get(slug)
+        detail = ws_stream.server_text(body.get("message") or slug or "error", key)
+    else:
+        status = None
+        detail = ws_stream.server_text(body or "error", key)
+    return ProviderError(
+        provider,
+        detail,
+        status=status,
+        retryable=status is not None and (status == 429 or status >= 500),
+    )
 
 
 class _WavHeader:

@@ -64,6 +64,7 @@ class OpenAITTS:
             json_body=body,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
+            secret=self._key,
         ):
             yield chunk
 

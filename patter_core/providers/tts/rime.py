@@ -1,11 +1,16 @@
 """Rime TTS over its JSON WebSocket (``/ws3``), one socket per utterance.
 
 Synthesis options ride in the query string and the key in an ``Authorization:
-Bearer`` header. The utterance is sent as ``{"text", "contextId"}`` and closed
-with ``{"operation": "eos"}``; audio comes back as base64 ``chunk`` events
-until ``done`` (or the server's normal close). Barge-in sends ``clear`` and
-drops the socket, so no more audio arrives. ``audio_format="mulaw"`` at 8 kHz
-suits a Twilio line with no conversion; ``pcm`` is PCM16 at ``sample_rate``.
+Bearer`` header. The socket is opened with ``segment=never``, so Rime speaks
+only what it is told to flush: the utterance is sent as ``{"text", "contextId"}``,
+then ``{"operation": "flush"}`` and ``{"operation": "eos"}``. Audio comes back as
+base64 ``chunk`` events until the one ``done`` of that synthesis (or the
+server's normal close after ``eos``). Under Rime's default segmentation
+(``bySentence``) every sentence would be a synthesis with its own ``done``, and
+a reply of two sentences would stop after the first. Barge-in sends ``clear``
+and drops the socket, so no more audio arrives. ``audio_format="mulaw"`` at
+8 kHz suits a Twilio line with no conversion; ``pcm`` is PCM16 at
+``sample_rate`` (Rime may split a sample across chunks; the transcoder joins it).
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from patter_core.providers.keys import resolve_key
 from patter_core.providers.tts import ws_stream
 
 DEFAULT_URL = "wss://users-ws.rime.ai"
+# Coda is Rime's flagship and the documented replacement for Arcana; "lyra" is
+# livekit's default Coda speaker.
+DEFAULT_MODEL = "coda"
+DEFAULT_VOICE = "lyra"
 
 _ENCODINGS = {"pcm": Encoding.PCM16, "mulaw": Encoding.MULAW}
 
@@ -34,8 +43,8 @@ class RimeTTS:
         self,
         api_key: str | None = None,
         *,
-        voice: str = "celeste",
-        model: str = "arcana",
+        voice: str = DEFAULT_VOICE,
+        model: str = DEFAULT_MODEL,
         audio_format: str = "pcm",
         sample_rate: int = 16000,
         language: str | None = None,
@@ -48,6 +57,8 @@ class RimeTTS:
             raise ValueError(f"audio_format must be one of {sorted(_ENCODINGS)}")
         if audio_format == "mulaw" and sample_rate != 8000:
             raise ValueError("audio_format='mulaw' needs sample_rate=8000")
+        if options and "segment" in options:
+            raise ValueError("segment is fixed to 'never': one flush, one synthesis, one done")
         self._key = resolve_key(api_key, "RIME_API_KEY", self.name)
         self.voice = voice
         self.model = model
@@ -70,6 +81,7 @@ class RimeTTS:
             "modelId": self.model,
             "audioFormat": self.audio_format,
             "samplingRate": self.sample_rate,
+            "segment": "never",
         }
         if self.language:
             query["lang"] = self.language
@@ -91,7 +103,10 @@ class RimeTTS:
             await ws_stream.send_json(
                 self.name, ws, {"text": text, "contextId": context_id}, self.read_timeout
             )
-            await ws_stream.send_json(self.name, ws, {"operation": "eos"}, self.read_timeout)
+            for operation in ("flush", "eos"):
+                await ws_stream.send_json(
+                    self.name, ws, {"operation": operation}, self.read_timeout
+                )
             self.characters += len(text)
             while True:
                 msg = await ws_stream.receive(self.name, ws, timeout=self.read_timeout)
