@@ -122,60 +122,59 @@ def _apology_transcripts(rig):  # type: ignore[no-untyped-def]
     return [e for e in rig.seen if e.type == "transcript" and e.text == DEFAULT_APOLOGY]
 
 
+def _wrong_key_agent(fake: FakeOpenAIRealtime, **kw):  # type: ignore[no-untyped-def]
+    def agent(phone):  # type: ignore[no-untyped-def]
+        return phone.agent(engine=OpenAIRealtime("a-wrong-key", base_url=fake.base_url), **kw)
+
+    return agent
+
+
 async def test_openai_realtime_refused_key_ends_the_call_cleanly_after_an_apology():
     clip = await _apology()
-    async with FakeOpenAIRealtime(key="the-right-key") as fake:
-
-        def agent(phone):  # type: ignore[no-untyped-def]
-            engine = OpenAIRealtime("a-wrong-key", base_url=fake.base_url)
-            return phone.agent(engine=engine, first_message="Hello!")
-
-        async with twilio_rig(agent) as rig:
-            call = await rig.sim.inbound_call()
-            ended = await rig.next_event("call.ended", timeout=15)
-            assert ended.reason == "engine_error"
-            errors = [e for e in rig.seen if e.type == "error"]
-            assert errors and all("a-wrong-key" not in e.message for e in errors)
-            # The caller heard the canned apology, all of it and nothing else, before the end.
-            assert bytes(call.heard) == clip
-            said = _apology_transcripts(rig)
-            assert len(said) == 1 and said[0].role == "agent" and not said[0].interrupted
+    async with (
+        FakeOpenAIRealtime(key="the-right-key") as fake,
+        twilio_rig(_wrong_key_agent(fake, first_message="Hello!")) as rig,
+    ):
+        call = await rig.sim.inbound_call()
+        ended = await rig.next_event("call.ended", timeout=15)
+        assert ended.reason == "engine_error"
+        errors = [e for e in rig.seen if e.type == "error"]
+        assert errors and all("a-wrong-key" not in e.message for e in errors)
+        # The caller heard the canned apology, all of it and nothing else, before the end.
+        assert bytes(call.heard) == clip
+        said = _apology_transcripts(rig)
+        assert len(said) == 1 and said[0].role == "agent" and not said[0].interrupted
 
 
 async def test_an_empty_apology_ends_a_failed_call_in_silence():
-    async with FakeOpenAIRealtime(key="the-right-key") as fake:
-
-        def agent(phone):  # type: ignore[no-untyped-def]
-            engine = OpenAIRealtime("a-wrong-key", base_url=fake.base_url)
-            return phone.agent(engine=engine, apology="")
-
-        async with twilio_rig(agent) as rig:
-            call = await rig.sim.inbound_call()
-            ended = await rig.next_event("call.ended", timeout=15)
-            assert ended.reason == "engine_error"
-            assert call.media_received == 0 and not _apology_transcripts(rig)
+    async with (
+        FakeOpenAIRealtime(key="the-right-key") as fake,
+        twilio_rig(_wrong_key_agent(fake, apology="")) as rig,
+    ):
+        call = await rig.sim.inbound_call()
+        ended = await rig.next_event("call.ended", timeout=15)
+        assert ended.reason == "engine_error"
+        assert call.media_received == 0 and not _apology_transcripts(rig)
 
 
 async def test_a_caller_who_hangs_up_during_the_apology_ends_the_call_at_once():
     clip = await _apology()
-    async with FakeOpenAIRealtime(key="the-right-key") as fake:
-
-        def agent(phone):  # type: ignore[no-untyped-def]
-            return phone.agent(engine=OpenAIRealtime("a-wrong-key", base_url=fake.base_url))
-
-        async with twilio_rig(agent) as rig:
-            call = await rig.sim.inbound_call()
-            await call.wait_heard(8000, timeout=10)  # one second of the apology
-            loop = asyncio.get_running_loop()
-            hung_up = loop.time()
-            await call.hangup()
-            ended = await rig.next_event("call.ended", timeout=10)
-            assert ended.reason == "engine_error"  # why the call failed, not who left first
-            assert loop.time() - hung_up < len(clip) / 8000 - 1.5  # it did not play out
-            said = _apology_transcripts(rig)
-            assert not said, "only part of it was heard"
-            cut = [e for e in rig.seen if e.type == "transcript" and e.interrupted]
-            assert cut and DEFAULT_APOLOGY_START in cut[0].text
+    async with (
+        FakeOpenAIRealtime(key="the-right-key") as fake,
+        twilio_rig(_wrong_key_agent(fake)) as rig,
+    ):
+        call = await rig.sim.inbound_call()
+        await call.wait_heard(8000, timeout=10)  # one second of the apology
+        loop = asyncio.get_running_loop()
+        hung_up = loop.time()
+        await call.hangup()
+        ended = await rig.next_event("call.ended", timeout=10)
+        assert ended.reason == "engine_error"  # why the call failed, not who left first
+        assert loop.time() - hung_up < len(clip) / 8000 - 1.5  # it did not play out
+        said = _apology_transcripts(rig)
+        assert not said, "only part of it was heard"
+        cut = [e for e in rig.seen if e.type == "transcript" and e.interrupted]
+        assert cut and DEFAULT_APOLOGY_START in cut[0].text
 
 
 # --- ElevenLabs Conversational AI ---------------------------------------------------------

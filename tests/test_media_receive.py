@@ -15,6 +15,7 @@ from aiohttp import web
 from patter_core.carriers.base import LegAudio, LegEvent, LegStarted, LegStopped
 from patter_core.carriers.telnyx.leg import TelnyxLeg
 from patter_core.carriers.twilio.leg import TwilioLeg
+from tests.fakes.servers import FakeServer
 
 START = {
     "twilio": '{"event":"start","streamSid":"MZ1","start":{"callSid":"CA1","streamSid":"MZ1"}}',
@@ -46,23 +47,16 @@ async def _stream(
         leg = _leg(kind, ws, timeout)
         async for event in leg.events():
             seen.put_nowait(event)
+        seen.put_nowait(None)  # the loop ended by itself
         await leg.close()
-        seen.put_nowait(None)
         return ws
 
-    app = web.Application()
-    app.router.add_get("/media", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     async with (
+        FakeServer({"/media": ("GET", handler)}) as server,
         aiohttp.ClientSession() as http,
-        http.ws_connect(f"http://127.0.0.1:{port}/media") as client,
+        http.ws_connect(f"{server.ws_url}/media") as client,
     ):
         yield client, seen
-    await runner.cleanup()
 
 
 async def _until_end(seen: asyncio.Queue[LegEvent | None]) -> list[LegEvent]:

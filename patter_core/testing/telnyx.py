@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 import secrets
@@ -29,6 +28,7 @@ import numpy as np
 from aiohttp import web
 from nacl.signing import SigningKey
 
+from patter_core.testing.reactions import Reactions
 from patter_core.testing.twilio import SimulatedCall, tone_mulaw
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,7 @@ class SimulatedTelnyx:
         self._stream_waiters: dict[str, asyncio.Future[SimulatedTelnyxCall]] = {}
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._brief: set[asyncio.Task[Any]] = set()
+        self._reactions = Reactions()
 
     async def __aenter__(self) -> SimulatedTelnyx:
         await self.start()
@@ -208,34 +207,18 @@ class SimulatedTelnyx:
     async def close(self) -> None:
         for call in list(self.streams.values()):
             await call._shutdown()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._reactions.cancel()
         if self._session is not None:
             await self._session.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
     def _spawn(self, coro: Any, *, brief: bool = False) -> None:
-        """Run a carrier reaction; ``brief`` ones (a hang-up and its webhooks) are settled."""
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        if brief:
-            self._brief.add(task)
-            task.add_done_callback(self._brief.discard)
+        self._reactions.spawn(coro, brief=brief)
 
     async def settle(self, timeout: float = 5.0) -> None:
-        """Let the reactions already under way finish, as a real carrier would.
-
-        A test that stops its server right after ``call.ended`` would otherwise
-        race the carrier's hang-up webhook.
-        """
-        pending = [t for t in self._brief if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
+        """Let the hang-ups and webhooks already under way finish, as a real carrier would."""
+        await self._reactions.settle(timeout)
 
     # --- webhooks to the server under test ---------------------------------------------
 
