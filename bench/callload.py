@@ -314,7 +314,7 @@ class Daemon:
         sim: SimulatedTwilio,
         port: int,
         core: int | None,
-        event_loop: str = "auto",
+        event_loop: str = "asyncio",
     ) -> None:
         self.root = root
         self.port = port
@@ -514,7 +514,7 @@ def row(r: dict[str, Any]) -> str:
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     results = []
-    for event_loop in getattr(args, "loops", "auto").split(","):
+    for event_loop in getattr(args, "loops", "asyncio").split(","):
         print(f"\n### patterd event loop: {event_loop}\n")
         results = await run_levels(args, event_loop)
     return results

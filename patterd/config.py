@@ -139,7 +139,7 @@ class DaemonConfig(_Strict):
     default_agent: str | None = None
     credentials: dict[str, str] = Field(default_factory=dict, repr=False)
     drain_grace_s: float = Field(30.0, ge=0)
-    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
 
     @field_validator("credentials")
     @classmethod

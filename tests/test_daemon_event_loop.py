@@ -66,4 +66,4 @@ def test_uvloop_asked_for_but_missing_is_a_clear_start_error(short_tmp: Path) ->
         timeout=30,
     )
     assert result.returncode == 1
-    assert "uvloop is not installed" in result.stderr and "patter[fast]" in result.stderr
+    assert "uvloop is not installed" in result.stderr and "patter[uvloop]" in result.stderr
