@@ -21,6 +21,7 @@ from patter_core.audio.quality import ideal_resample
 from patter_core.audio.quality import snr_db as quality_snr_db
 from patter_core.audio.resample import StreamResampler
 from patter_core.audio.transcode import FrameSlicer, Transcoder
+from tests.fakes.audio import mulaw, noise_burst, silence, voiced
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -272,3 +273,40 @@ def test_kernel_rejects_bad_arguments_without_crashing():
     # The state is untouched by a refused call, and a good call still works after.
     assert state == bytearray(12)
     assert len(_fir.run(state, taps, 2, 1, b"\0\0" * 10, None, None)) > 0
+
+
+@pytest.mark.parametrize("fmt", [MULAW_8K, ALAW_8K, PCM16_16K], ids=lambda f: f.encoding.value)
+def test_kernel_pcm16_matches_the_vad_numpy_decode_and_energy(fmt):
+    from patter_core.audio import _fir  # type: ignore[attr-defined]
+    from patter_core.session.vad import _LUTS, to_pcm16
+
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 160, 320, 999):
+        raw = rng.integers(0, 256, n * fmt.bytes_per_sample, dtype=np.uint8).tobytes()
+        pcm, energy = _fir.pcm16(raw, _LUTS.get(fmt.encoding))
+        expected = to_pcm16(raw, fmt)
+        assert pcm == expected.tobytes()
+        wide = expected.astype(np.float64)
+        assert energy == pytest.approx(float(wide.dot(wide)) / n if n else 0.0, rel=1e-12)
+    with pytest.raises(ValueError):
+        _fir.pcm16(b"\0\0\0", None)  # half a sample
+    with pytest.raises(ValueError):
+        _fir.pcm16(b"\0", b"\0" * 16)  # not a 256-entry table
+    with pytest.raises(TypeError):
+        _fir.pcm16(b"\0")
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["c", "numpy"])
+def test_vad_decides_the_same_with_or_without_the_kernel(native):
+    from patter_core.session.vad import VoiceDetector
+
+    audio = mulaw(silence(200) + voiced(400) + noise_burst(100) + silence(300))
+    reference = VoiceDetector(MULAW_8K)
+    reference._native = False
+    detector = VoiceDetector(MULAW_8K)
+    assert detector._native  # the kernel is built in this environment
+    detector._native = native
+    frames = [f for i in range(0, len(audio), 160) for f in detector.feed(audio[i : i + 160])]
+    want = [f for i in range(0, len(audio), 160) for f in reference.feed(audio[i : i + 160])]
+    assert [f.speech for f in frames] == [f.speech for f in want]
+    assert any(f.speech for f in frames) and not all(f.speech for f in frames)

@@ -15,6 +15,8 @@
  *            (float32[256]) is given
  *   dst_lut  None for int16 output, else uint8[65536] indexed by the int16
  *            result's bit pattern (a G.711 encoder table)
+ *
+ * pcm16(src, src_lut) -> (bytes, float), for the caller VAD, is at the end.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -177,9 +179,72 @@ done:
     return result;
 }
 
+/* pcm16(src, src_lut) -> (bytes, float)
+ *
+ * The caller VAD's view of one frame: its int16 samples (native byte order)
+ * and their mean square, in one pass. src is uint8 codes decoded through
+ * src_lut (float32[256], whole-number values), or int16 samples when src_lut
+ * is None.
+ */
+static PyObject *
+fir_pcm16(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "pcm16() takes 2 arguments");
+        return NULL;
+    }
+    int coded = args[1] != Py_None;
+    Py_buffer src_v, lut_v;
+    lut_v.obj = NULL;
+    if (get_buffer(args[0], &src_v, coded ? 1 : 2, "src") < 0) {
+        return NULL;
+    }
+    if (coded) {
+        if (get_buffer(args[1], &lut_v, 4, "src_lut") < 0) {
+            PyBuffer_Release(&src_v);
+            return NULL;
+        }
+        if (lut_v.len != 256 * 4) {
+            PyErr_SetString(PyExc_ValueError, "src_lut must hold 256 float32 values");
+            PyBuffer_Release(&src_v);
+            PyBuffer_Release(&lut_v);
+            return NULL;
+        }
+    }
+    Py_ssize_t n = coded ? src_v.len : src_v.len / 2;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 2);
+    if (out != NULL) {
+        int16_t *pcm = (int16_t *)PyBytes_AS_STRING(out);
+        double acc = 0.0;
+        if (coded) {
+            const uint8_t *codes = (const uint8_t *)src_v.buf;
+            const float *lut = (const float *)lut_v.buf;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                float v = lut[codes[i]];
+                pcm[i] = (int16_t)v;
+                acc += (double)v * (double)v;
+            }
+        } else {
+            memcpy(pcm, src_v.buf, (size_t)(n * 2));
+            for (Py_ssize_t i = 0; i < n; i++) {
+                acc += (double)pcm[i] * (double)pcm[i];
+            }
+        }
+        PyObject *pair = Py_BuildValue("(Nd)", out, n ? acc / (double)n : 0.0);
+        out = pair;
+    }
+    PyBuffer_Release(&src_v);
+    if (lut_v.obj != NULL) {
+        PyBuffer_Release(&lut_v);
+    }
+    return out;
+}
+
 static PyMethodDef fir_methods[] = {
     {"run", (PyCFunction)(void (*)(void))fir_run, METH_FASTCALL,
      "Decode, resample, round, clip and encode one chunk; see the module comment."},
+    {"pcm16", (PyCFunction)(void (*)(void))fir_pcm16, METH_FASTCALL,
+     "One frame as int16 samples and their mean square; see the comment above it."},
     {NULL, NULL, 0, NULL},
 };
 
