@@ -155,3 +155,23 @@ def test_bad_options_are_rejected() -> None:
         LocalSTT(silence_ms=10)
     with pytest.raises(ValueError):
         LocalTTS(words_per_minute=5)
+
+
+def test_phrases_build_a_dictionary_of_their_own_words(caplog: pytest.LogCaptureFixture) -> None:
+    """A decoder given the whole dictionary with a custom model took ~15 s to start."""
+    from patter_core.providers.stt.local import _phrase_dictionary
+
+    with caplog.at_level("WARNING"):
+        lines = _phrase_dictionary(["Read my order", "zzyzxq"]).splitlines()
+    heads = sorted(line.split(" ", 1)[0] for line in lines)
+    assert heads == ["my", "order", "read", "read(2)"]  # every pronunciation, nothing else
+    assert "zzyzxq" in caplog.text
+
+
+async def test_a_phrases_decoder_hears_its_words_from_a_cold_start() -> None:
+    stt = LocalSTT(phrases=["check my order status", "goodbye"])
+    stream = await stt.open("call-1")
+    try:
+        assert stt._dictionary is not None and len(stt._dictionary.splitlines()) < 20
+    finally:
+        await stream.close()
