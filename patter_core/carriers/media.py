@@ -135,6 +135,9 @@ class IdleWatchdog:
         self.last = self._loop.time()
 
     def _check(self) -> None:
+        if self._ws.closed:  # the leg is gone: nothing left to watch
+            self._timer = None
+            return
         idle = self._loop.time() - self.last
         if idle < self._timeout:
             self._timer = self._loop.call_later(self._timeout - idle, self._check)

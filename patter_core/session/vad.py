@@ -4,9 +4,9 @@ Carrier audio is decoded for the VAD at its own rate (µ-law 8 kHz through a
 256-entry table, no resampling: webrtcvad accepts 8 kHz). A whole frame is
 decoded and its energy measured in one call to the C kernel. One ``Vad`` per
 call costs a few hundred bytes and about 2 µs per 20 ms frame (11 µs with the
-numpy fallback; ``bench.vad``), so no shared pool or thread is needed. ``make_detector`` picks it or Silero.
-A small energy floor rejects line hiss the VAD's own noise
-model has not adapted to yet.
+numpy fallback; ``bench.vad``), so no shared pool or thread is needed.
+``make_detector`` picks it or Silero. A small energy floor rejects line hiss
+the VAD's own noise model has not adapted to yet.
 """
 
 from __future__ import annotations
