@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -111,3 +115,72 @@ async def test_each_ending_is_exactly_one_stop(
         stops = _stops(events)
         assert len(stops) == 1 and stops[0].reason == reason
         assert isinstance(events[-1], LegStopped)
+
+
+async def test_a_silent_peer_that_stopped_reading_is_cut_after_the_close_grace() -> None:
+    """A dead peer leaves our writes undrained, so a close frame cannot go out either."""
+    seen: asyncio.Queue[LegEvent | None] = asyncio.Queue()
+    blocked = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        ws.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+        async def keep_talking() -> None:  # the agent goes on speaking to nobody
+            with contextlib.suppress(Exception):
+                while True:
+                    sent = asyncio.ensure_future(ws.send_bytes(bytes(16384)))
+                    done, _ = await asyncio.wait([sent], timeout=0.2)
+                    if not done:
+                        blocked.set()  # the peer's buffers are full: writes wait for a drain
+                    await sent
+
+        talker = asyncio.create_task(keep_talking())
+        leg = TwilioLeg(ws, "c1", receive_timeout=0.5)
+        async for event in leg.events():
+            seen.put_nowait(event)
+        seen.put_nowait(None)
+        talker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await talker
+        return ws
+
+    async with FakeServer({"/media": ("GET", handler)}, cancel_handlers=False) as server:
+        writer = await _raw_websocket(server.port, "/media")
+        writer.write(_masked_text_frame(START["twilio"]))
+        started = time.monotonic()
+        # From here the peer neither reads nor sends.
+        events = await _until_end(seen)
+        writer.transport.abort()
+        waited = time.monotonic() - started
+        assert blocked.is_set(), "the test did not fill the socket"
+        stops = _stops(events)
+        assert len(stops) == 1 and stops[0].reason == "dropped"
+        assert "nothing received for 0.5 s" in stops[0].detail
+        assert waited < 6.0, waited  # the timeout, then at most the close grace (2 s)
+
+
+async def _raw_websocket(port: int, path: str) -> asyncio.StreamWriter:
+    """A client socket that completes the upgrade and then reads nothing (a dead peer)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return writer
+
+
+def _masked_text_frame(text: str) -> bytes:
+    """One client-to-server text frame (RFC 6455: clients mask every frame)."""
+    data = text.encode()
+    assert len(data) < 126
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    return bytes([0x81, 0x80 | len(data)]) + mask + body

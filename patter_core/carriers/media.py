@@ -13,6 +13,7 @@ import asyncio
 import binascii
 import contextlib
 import logging
+import socket
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -32,6 +33,8 @@ FRAME_MS = 20
 DEFAULT_LEAD_MS = 200
 # Carriers send 50 media messages a second; silence this long is a dead socket.
 RECEIVE_TIMEOUT_S = 30.0
+# How long a silent socket gets to take our close frame before it is cut.
+CLOSE_GRACE_S = 2.0
 # Media messages are ~300 bytes; anything far larger is counted and skipped.
 MAX_MEDIA_MESSAGE = 64 * 1024
 DTMF_DIGITS = "0123456789*#ABCDabcd"
@@ -124,11 +127,12 @@ class IdleWatchdog:
 
     def __init__(self, ws: web.WebSocketResponse, timeout: float) -> None:
         self._ws = ws
+        self._sock = ws.get_extra_info("socket")  # kept now: a closing transport drops it
         self._timeout = timeout
         self._loop = asyncio.get_running_loop()
         self.last = self._loop.time()
         self.expired = False
-        self._closer: asyncio.Task[bool] | None = None
+        self._closer: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(timeout, self._check)
 
     def touch(self) -> None:
@@ -144,8 +148,29 @@ class IdleWatchdog:
             return
         self._timer = None
         self.expired = True
-        # Closing from outside ends the pending receive() with a CLOSING message.
-        self._closer = asyncio.ensure_future(self._ws.close(code=WSCloseCode.GOING_AWAY))
+        self._closer = asyncio.ensure_future(self._expire())
+
+    async def _expire(self) -> None:
+        """Close from outside, which ends the pending receive() with a CLOSING message.
+
+        A peer that stopped reading cannot take the close frame (the write waits
+        for a drain that never comes), so after ``CLOSE_GRACE_S`` the socket is
+        shut down under the transport: the read side sees EOF, which ends the
+        receive, and the pending write fails, which ends the close.
+        """
+        closing = asyncio.ensure_future(self._ws.close(code=WSCloseCode.GOING_AWAY))
+        try:
+            done, _ = await asyncio.wait([closing], timeout=CLOSE_GRACE_S)
+            if not done and self._sock is not None:
+                log.warning("media socket silent and not reading: cutting the connection")
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                await asyncio.wait([closing], timeout=CLOSE_GRACE_S)
+        finally:
+            if not closing.done():
+                closing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await closing
 
     async def stop(self) -> None:
         if self._timer is not None:
@@ -179,13 +204,14 @@ async def receive_events(
                         return
             elif msg.type == WSMsgType.BINARY:
                 stats["binary"] += 1
+            elif watchdog.expired:  # we closed it, or cut it, for silence
+                yield LegStopped("dropped", f"nothing received for {timeout:g} s")
+                return
             elif msg.type == WSMsgType.ERROR:
                 yield LegStopped("dropped", f"socket error: {ws.exception()!r}")
                 return
             else:  # CLOSE, CLOSING, CLOSED
-                if watchdog.expired:
-                    yield LegStopped("dropped", f"nothing received for {timeout:g} s")
-                elif closed_by_us():
+                if closed_by_us():
                     yield LegStopped("closed", "closed by us")
                 else:
                     yield LegStopped("dropped", "socket closed without a stop message")

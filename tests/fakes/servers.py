@@ -29,8 +29,16 @@ class FakeServer:
     """``mode``: ``normal``, ``error`` (provider error message/status), ``drop`` (close
     mid-stream), ``stall`` (stop answering), ``auth`` (reject the key)."""
 
-    def __init__(self, routes: dict[str, tuple[str, Handler]], *, key: str = "test-key") -> None:
+    def __init__(
+        self,
+        routes: dict[str, tuple[str, Handler]],
+        *,
+        key: str = "test-key",
+        cancel_handlers: bool = True,
+    ) -> None:
         self.key = key
+        # Off to see what a handler does after its peer vanishes, as patterd's server does.
+        self._cancel_handlers = cancel_handlers
         self.mode = "normal"
         self.seen = Seen()
         self.app = web.Application()
@@ -68,7 +76,7 @@ class FakeServer:
             await self._changed.wait()
 
     async def __aenter__(self) -> FakeServer:
-        self._runner = web.AppRunner(self.app, handler_cancellation=True)
+        self._runner = web.AppRunner(self.app, handler_cancellation=self._cancel_handlers)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
