@@ -80,10 +80,11 @@ class CallScreen(Screen[None]):
 
     @work(exclusive=True, group="stored")
     async def load_stored(self) -> None:
+        view = self.query_one(TranscriptView)
         try:
             detail = await self.patter.client.call(self.call_id)
         except ClientError as exc:
-            self.query_one(TranscriptView).add([Line("error", str(exc).splitlines()[0])])
+            view.add([Line("error", str(exc).splitlines()[0])])
             return
         row = detail.call
         call = self.call

@@ -132,6 +132,9 @@ class CallsScreen(Screen[None]):
         select = self.query_one("#status", Select)
         status = None if select.is_blank() else str(select.value)
         title = self.query_one("#history-title", Label)
+        # Taken before the await: the screen may be torn down while the daemon
+        # answers, and a query then would fail the worker.
+        table = self.query_one("#history", DataTable)
         try:
             page = await self.patter.client.calls(
                 PAGE_SIZE, self.page_offset, **history_filters(text, day, status)
@@ -139,7 +142,6 @@ class CallsScreen(Screen[None]):
         except ClientError as exc:
             title.update(f"History — unavailable: {str(exc).splitlines()[0]}")
             return
-        table = self.query_one("#history", DataTable)
         table.clear()
         rows = [r for r in page.calls if matches(r, text)]
         for row in rows:

@@ -71,12 +71,13 @@ class CredentialsScreen(Screen[None]):
 
     @work(exclusive=True, group="load")
     async def load(self) -> None:
+        table = self.query_one("#creds", DataTable)
+        error = self.query_one("#cred-error", Label)
         try:
             creds = await self.patter.client.credentials()
         except ClientError as exc:
-            self._error(str(exc))
+            error.update(str(exc))
             return
-        table = self.query_one("#creds", DataTable)
         table.clear()
         for cred in sorted(creds, key=lambda c: c.name):
             table.add_row(cred.name, cred.source, key=cred.name)
