@@ -16,7 +16,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from patter_core.audio.formats import MULAW_8K
 from patter_core.carriers.base import LegAudio, LegEvent, LegStarted, LegStopped
+from patter_core.carriers.media import PacedOutput, close_leg
 from patter_core.carriers.telnyx.leg import TelnyxLeg
 from patter_core.carriers.twilio.leg import TwilioLeg
 from tests.fakes.servers import FakeServer
@@ -147,7 +149,7 @@ async def test_a_silent_peer_that_stopped_reading_is_cut_after_the_close_grace()
         return ws
 
     async with FakeServer({"/media": ("GET", handler)}, cancel_handlers=False) as server:
-        writer = await _raw_websocket(server.port, "/media")
+        _, writer = await _raw_websocket(server.port, "/media")
         writer.write(_masked_text_frame(START["twilio"]))
         started = time.monotonic()
         # From here the peer neither reads nor sends.
@@ -161,7 +163,7 @@ async def test_a_silent_peer_that_stopped_reading_is_cut_after_the_close_grace()
         assert waited < 6.0, waited  # the timeout, then at most the close grace (2 s)
 
 
-async def _raw_websocket(port: int, path: str) -> asyncio.StreamWriter:
+async def _raw_websocket(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A client socket that completes the upgrade and then reads nothing (a dead peer)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     sock = writer.get_extra_info("socket")
@@ -174,7 +176,7 @@ async def _raw_websocket(port: int, path: str) -> asyncio.StreamWriter:
     )
     head = await reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101"), head
-    return writer
+    return reader, writer
 
 
 def _masked_text_frame(text: str) -> bytes:
@@ -184,3 +186,42 @@ def _masked_text_frame(text: str) -> bytes:
     mask = os.urandom(4)
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
     return bytes([0x81, 0x80 | len(data)]) + mask + body
+
+
+async def test_closing_a_leg_whose_peer_stopped_reading_releases_the_connection() -> None:
+    """The hang-up path: our close frame cannot drain, yet the connection must not linger."""
+    closed: asyncio.Queue[float] = asyncio.Queue()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        ws.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        with contextlib.suppress(Exception):
+            for _ in range(64):  # fill both buffers; the peer reads nothing
+                sent = asyncio.ensure_future(ws.send_bytes(bytes(16384)))
+                done, _ = await asyncio.wait([sent], timeout=0.2)
+                if not done:
+                    sent.cancel()
+                    break
+        output = PacedOutput(MULAW_8K, _discard, _discard)
+        started = time.monotonic()
+        await close_leg(ws, output)
+        closed.put_nowait(time.monotonic() - started)
+        return ws
+
+    async with FakeServer({"/media": ("GET", handler)}, cancel_handlers=False) as server:
+        reader, writer = await _raw_websocket(server.port, "/media")
+        took = await asyncio.wait_for(closed.get(), 10)
+        assert took < 5.0, took  # the close grace, the cut, then a bounded wait
+
+        # Read what was buffered: the stream must end, i.e. our side let go of it.
+        async def drain() -> None:
+            while await reader.read(65536):
+                pass
+
+        await asyncio.wait_for(drain(), 5)
+        writer.close()
+
+
+async def _discard(_: Any) -> None:
+    return None

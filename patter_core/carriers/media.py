@@ -112,8 +112,34 @@ async def close_leg(ws: web.WebSocketResponse, output: PacedOutput) -> None:
     """Stop paced playback, then close the socket (bounded wait for the peer)."""
     await output.close()
     if not ws.closed:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.close(), 2)
+        await close_bounded(ws, ws.get_extra_info("socket"))
+
+
+async def close_bounded(
+    ws: web.WebSocketResponse,
+    sock: socket.socket | None,
+    code: int = WSCloseCode.OK,
+) -> None:
+    """Close a media socket, however the peer behaves.
+
+    A peer that stopped reading cannot take the close frame (the write waits
+    for a drain that never comes), so after ``CLOSE_GRACE_S`` the socket is
+    shut down under the transport: the read side sees EOF, which ends any
+    pending receive, and the pending write fails, which ends the close.
+    """
+    closing = asyncio.ensure_future(ws.close(code=code))
+    try:
+        done, _ = await asyncio.wait([closing], timeout=CLOSE_GRACE_S)
+        if not done and sock is not None:
+            log.warning("media socket not taking its close: cutting the connection")
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            await asyncio.wait([closing], timeout=CLOSE_GRACE_S)
+    finally:
+        if not closing.done():
+            closing.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await closing
 
 
 class IdleWatchdog:
@@ -151,26 +177,8 @@ class IdleWatchdog:
         self._closer = asyncio.ensure_future(self._expire())
 
     async def _expire(self) -> None:
-        """Close from outside, which ends the pending receive() with a CLOSING message.
-
-        A peer that stopped reading cannot take the close frame (the write waits
-        for a drain that never comes), so after ``CLOSE_GRACE_S`` the socket is
-        shut down under the transport: the read side sees EOF, which ends the
-        receive, and the pending write fails, which ends the close.
-        """
-        closing = asyncio.ensure_future(self._ws.close(code=WSCloseCode.GOING_AWAY))
-        try:
-            done, _ = await asyncio.wait([closing], timeout=CLOSE_GRACE_S)
-            if not done and self._sock is not None:
-                log.warning("media socket silent and not reading: cutting the connection")
-                with contextlib.suppress(OSError):
-                    self._sock.shutdown(socket.SHUT_RDWR)
-                await asyncio.wait([closing], timeout=CLOSE_GRACE_S)
-        finally:
-            if not closing.done():
-                closing.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await closing
+        """Close from outside, which ends the pending receive() with a CLOSING message."""
+        await close_bounded(self._ws, self._sock, WSCloseCode.GOING_AWAY)
 
     async def stop(self) -> None:
         if self._timer is not None:
