@@ -150,6 +150,8 @@ async def _generate(
                 if counting and window is None:
                     window = (now, _cpu_s(server_pid))
                     lat.clear()
+                    for pending in stamps:
+                        pending.clear()
                     got = 0
                     sent = 0
                 audio = seq.to_bytes(4) + b"\xff" * (FRAME_BYTES - 4)
@@ -200,21 +202,26 @@ def _pinned(core: int) -> list[str]:
     return ["taskset", "-c", str(min(core, last))] if last > 0 else []
 
 
-def run_level(variant: str, calls: int, seconds: float, warmup: float) -> dict[str, Any]:
+def run_level(
+    variant: str, calls: int, seconds: float, warmup: float, pin: bool = True
+) -> dict[str, Any]:
     port = _free_port()
     me = [sys.executable, "-m", "bench.wsfloor"]
-    server = subprocess.Popen([*_pinned(0), *me, "--serve", variant, "--port", str(port)])
+    server_core, gen_core = (_pinned(0), _pinned(99)) if pin else ([], [])
+    server = subprocess.Popen([*server_core, *me, "--serve", variant, "--port", str(port)])
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"the {variant} server did not start") from None
                 time.sleep(0.05)
         gen = subprocess.run(
             [
-                *_pinned(99),
+                *gen_core,
                 *me,
                 "--generate",
                 str(calls),
