@@ -29,15 +29,17 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from bench.callload import proc_cpu_s
+from patter_core.testing.daemon import free_port
+
 FRAME_BYTES = 160
 TICK_S = 0.020
 VARIANTS = ("aiohttp", "aiohttp-nojson", "sansio")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def _echo(text: str | bytes) -> str | None:
@@ -148,7 +150,7 @@ async def _generate(
                 seq += 1
                 counting = now >= start + warmup
                 if counting and window is None:
-                    window = (now, _cpu_s(server_pid))
+                    window = (now, proc_cpu_s(server_pid))
                     lat.clear()
                     for pending in stamps:
                         pending.clear()
@@ -167,7 +169,7 @@ async def _generate(
                     await ws.send_str(text)
                 sent += calls
                 await asyncio.sleep(max(0.0, start + seq * TICK_S - time.monotonic()))
-            end = (time.monotonic(), _cpu_s(server_pid))
+            end = (time.monotonic(), proc_cpu_s(server_pid))
             await asyncio.sleep(0.5)
         finally:
             for task in readers:
@@ -186,29 +188,23 @@ async def _generate(
     }
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pinned(core: int) -> list[str]:
-    last = (os.cpu_count() or 1) - 1
-    return ["taskset", "-c", str(min(core, last))] if last > 0 else []
+def _pin(core: int | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that pins the child to ``core`` (-1: the last), or None."""
+    cores = sorted(os.sched_getaffinity(0))
+    if core is None or len(cores) < 2:
+        return None
+    chosen = cores[core]
+    return lambda: os.sched_setaffinity(0, {chosen})
 
 
 def run_level(
     variant: str, calls: int, seconds: float, warmup: float, pin: bool = True
 ) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     me = [sys.executable, "-m", "bench.wsfloor"]
-    server_core, gen_core = (_pinned(0), _pinned(99)) if pin else ([], [])
-    server = subprocess.Popen([*server_core, *me, "--serve", variant, "--port", str(port)])
+    server = subprocess.Popen(
+        [*me, "--serve", variant, "--port", str(port)], preexec_fn=_pin(0 if pin else None)
+    )
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -221,7 +217,6 @@ def run_level(
                 time.sleep(0.05)
         gen = subprocess.run(
             [
-                *gen_core,
                 *me,
                 "--generate",
                 str(calls),
@@ -238,6 +233,7 @@ def run_level(
             text=True,
             timeout=warmup + seconds + 60,
             check=True,
+            preexec_fn=_pin(-1 if pin else None),
         )
         result: dict[str, Any] = orjson.loads(gen.stdout.strip().splitlines()[-1])
     finally:

@@ -191,6 +191,7 @@ def _masked_text_frame(text: str) -> bytes:
 async def test_closing_a_leg_whose_peer_stopped_reading_releases_the_connection() -> None:
     """The hang-up path: our close frame cannot drain, yet the connection must not linger."""
     closed: asyncio.Queue[float] = asyncio.Queue()
+    blocked = asyncio.Event()
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -201,6 +202,7 @@ async def test_closing_a_leg_whose_peer_stopped_reading_releases_the_connection(
                 sent = asyncio.ensure_future(ws.send_bytes(bytes(16384)))
                 done, _ = await asyncio.wait([sent], timeout=0.2)
                 if not done:
+                    blocked.set()
                     sent.cancel()
                     break
         output = PacedOutput(MULAW_8K, _discard, _discard)
@@ -212,6 +214,7 @@ async def test_closing_a_leg_whose_peer_stopped_reading_releases_the_connection(
     async with FakeServer({"/media": ("GET", handler)}, cancel_handlers=False) as server:
         reader, writer = await _raw_websocket(server.port, "/media")
         took = await asyncio.wait_for(closed.get(), 10)
+        assert blocked.is_set(), "the test did not fill the socket"
         assert took < 5.0, took  # the close grace, the cut, then a bounded wait
 
         # Read what was buffered: the stream must end, i.e. our side let go of it.
