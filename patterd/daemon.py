@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import signal
@@ -21,7 +22,9 @@ from patterd.api.app import ApiContext, build_app
 from patterd.config import ConfigError, DaemonConfig, load_config
 from patterd.credentials import Credentials
 from patterd.eventlog import EventLog, EventPump
+from patterd.heap import GcPauses, freeze_startup_heap
 from patterd.logs import SecretRedactor
+from patterd.looplag import watch_loop_lag
 from patterd.metrics import Metrics
 from patterd.paths import SocketClaim
 from patterd.runtime import Runtime, RuntimeFactory
@@ -130,6 +133,7 @@ class Daemon:
         self._claim.acquire()  # raises SocketInUse
         runner: web.AppRunner | None = None
         metrics_runner: web.AppRunner | None = None
+        gc_pauses = GcPauses(self.metrics.gc_pause)
         try:
             self._pump.start()
             await self.runtime.start()
@@ -154,6 +158,9 @@ class Daemon:
             if self.config.server.metrics_port:
                 metrics_runner = await self._serve_metrics(self.config.server.metrics_port)
             self._install_signals()
+            self.metrics.gc_frozen = freeze_startup_heap()
+            gc_pauses.install()
+            self._tasks.append(asyncio.create_task(watch_loop_lag(self.metrics.loop_lag)))
             log.info("patterd %s listening on %s", __version__, self.options.socket_path)
             sdnotify.notify(f"READY=1\nSTATUS=listening on {self.options.socket_path}")
             interval = sdnotify.watchdog_interval()
@@ -164,6 +171,8 @@ class Daemon:
             await self._drain()
             return 0
         finally:
+            gc_pauses.remove()
+            gc.unfreeze()
             for task in self._tasks:
                 task.cancel()
             for task in self._tasks:

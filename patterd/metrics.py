@@ -16,6 +16,9 @@ from patter_core.events import BargeIn, BaseEvent, CallEnded, CallStarted, Error
 
 LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 BARGE_IN_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
+# Stalls of the event loop: audio frames are 20 ms apart, so the buckets are fine below it.
+STALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+GC_GENERATIONS = (0, 1, 2)
 
 
 class Histogram:
@@ -32,14 +35,17 @@ class Histogram:
         self.total += 1
         self.sum += value
 
-    def lines(self, name: str) -> list[str]:
+    def lines(self, name: str, labels: str = "") -> list[str]:
+        """Exposition lines; ``labels`` (``k="v",…``) go on every series."""
+        pre = labels + "," if labels else ""
+        own = "{" + labels + "}" if labels else ""
         out = [
-            f'{name}_bucket{{le="{_num(b)}"}} {c}'
+            f'{name}_bucket{{{pre}le="{_num(b)}"}} {c}'
             for b, c in zip(self.buckets, self.counts, strict=True)
         ]
-        out.append(f'{name}_bucket{{le="+Inf"}} {self.total}')
-        out.append(f"{name}_sum {_num(self.sum)}")
-        out.append(f"{name}_count {self.total}")
+        out.append(f'{name}_bucket{{{pre}le="+Inf"}} {self.total}')
+        out.append(f"{name}_sum{own} {_num(self.sum)}")
+        out.append(f"{name}_count{own} {self.total}")
         return out
 
 
@@ -62,6 +68,9 @@ class Metrics:
         self.provider_errors: dict[str, int] = defaultdict(int)
         self.turn_latency = Histogram(LATENCY_BUCKETS)
         self.barge_in = Histogram(BARGE_IN_BUCKETS)
+        self.loop_lag = Histogram(STALL_BUCKETS)
+        self.gc_pause = {gen: Histogram(STALL_BUCKETS) for gen in GC_GENERATIONS}
+        self.gc_frozen = 0
 
     def observe(self, event: BaseEvent) -> None:
         if isinstance(event, CallStarted):
@@ -108,6 +117,25 @@ class Metrics:
         lines.extend(self.turn_latency.lines("patter_turn_latency_seconds"))
         family("patter_barge_in_seconds", "histogram", "Barge-in detection to playback cleared.")
         lines.extend(self.barge_in.lines("patter_barge_in_seconds"))
+        family(
+            "patter_event_loop_lag_seconds",
+            "histogram",
+            "How late the event loop ran a 100 ms timer (stalls calls hear as gaps).",
+        )
+        lines.extend(self.loop_lag.lines("patter_event_loop_lag_seconds"))
+        family(
+            "patter_gc_pause_seconds",
+            "histogram",
+            "Garbage collector pauses, by generation (2 is a full pass).",
+        )
+        for gen, hist in sorted(self.gc_pause.items()):
+            lines.extend(hist.lines("patter_gc_pause_seconds", f'generation="{gen}"'))
+        family(
+            "patter_gc_frozen_objects",
+            "gauge",
+            "Start-up objects kept out of the collector's passes.",
+        )
+        lines.append(f"patter_gc_frozen_objects {self.gc_frozen}")
         family("patter_cost_usd_total", "counter", "Estimated spend in US dollars, by part.")
         for part, amount in sorted(self.cost.items()):
             lines.append(f'patter_cost_usd_total{{part="{_label(part)}"}} {amount:.6f}')

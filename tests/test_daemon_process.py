@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -218,7 +220,22 @@ def test_sd_notify_ready_watchdog_and_metrics_port(short_tmp: Path) -> None:
         assert any(m.startswith("READY=1") for m in d.messages)
         assert d.wait_for("WATCHDOG=1") == "WATCHDOG=1"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-            assert "patter_live_calls 0" in r.read().decode()
+            text = r.read().decode()
+        assert "patter_live_calls 0" in text
+        # The daemon froze its start-up heap, and times its loop and its GC pauses.
+        frozen = re.search(r"^patter_gc_frozen_objects (\d+)$", text, re.M)
+        assert frozen is not None and int(frozen.group(1)) > 10_000
+        assert 'patter_gc_pause_seconds_count{generation="2"}' in text
+        lag_count = 0
+        deadline = time.monotonic() + 10
+        while lag_count == 0 and time.monotonic() < deadline:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                found = re.search(
+                    r"^patter_event_loop_lag_seconds_count (\d+)$", r.read().decode(), re.M
+                )
+            lag_count = int(found.group(1)) if found else 0
+            time.sleep(0.1)
+        assert lag_count > 0
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/status", timeout=10)
         assert d.stop()[0] == 0
