@@ -2,9 +2,12 @@
 
 The carrier side is played by worker processes: each call gets a signed voice
 webhook, then its media WebSocket (``connected``, ``start``), then 20 ms µ-law
-frames at real-time pace from one shared clock per worker; the agent's audio is
-"played out" on that clock and marks are acknowledged when playback reaches
-them. The daemon is pinned to core 0 and the generator to the last core.
+frames at real-time pace from one shared clock per worker, each call at one of
+``--phases`` evenly spaced offsets within the 20 ms tick (independent calls are
+not in step; ``--phases 1`` sends every frame of a tick at once, the worst
+burst). The agent's audio is "played out" on that clock and marks are
+acknowledged when playback reaches them. The daemon is pinned to core 0 and
+the generator to the last core.
 
 Measured, over a steady window after a warm-up:
 
@@ -15,8 +18,14 @@ Measured, over a steady window after a warm-up:
   come back (the echo path resamples 8k→16k→8k, so a couple of samples of
   filter delay are tolerated);
 - frames lost: frames sent − frames echoed, after a drain;
-- generator lag: how late each worker's 20 ms tick ran (so the generator is
+- generator lag: how late each worker's send times ran (so the generator is
   never the bottleneck unnoticed);
+- the daemon's own stalls, from its ``/v1/metrics`` before and after the
+  window: event-loop lag p99 and the full GC passes (both as the upper bound
+  of their histogram bucket), free of the generator's own noise;
+- steal: the share of the daemon's core the hypervisor gave to other guests
+  during the window (``/proc/stat``); on a shared VM it, not our code, sets
+  the latency tail;
 - after the calls end: the calls the store recorded, and RSS again (leak check).
 
     python -m bench.callload --calls 1,10,50,100,200,500 --seconds 10
@@ -28,6 +37,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import math
 import multiprocessing as mp
@@ -54,6 +64,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FRAME = 160
 TICK = 0.02
 TOLERANCE = 16  # bytes (2 ms) of resampler delay allowed when matching echoed frames
+# Real calls start at unrelated moments, so their 20 ms frame clocks have unrelated
+# phases: each worker spreads its calls over this many evenly spaced send times per
+# tick (2 ms apart). 1 sends every call's frame at once, the worst case.
+PHASES = 10
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -61,6 +75,23 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def cpu_ticks(core: int | None) -> tuple[int, int]:
+    """(steal, total) jiffies of one core (all cores for None), from /proc/stat."""
+    name = "cpu" if core is None else f"cpu{core}"
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields[0] == name:
+            values = [int(v) for v in fields[1:9]]  # user … steal; guest time is inside user
+            return values[7], sum(values)
+    return 0, 0
+
+
+def steal_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Share of the core's time the hypervisor gave to someone else (stalls we cannot fix)."""
+    total = after[1] - before[1]
+    return 100 * (after[0] - before[0]) / total if total > 0 else 0.0
 
 
 def proc_rss_kb(pid: int) -> float:
@@ -210,7 +241,13 @@ async def play(call: Call) -> None:
 
 
 async def worker_main(
-    target: Target, n_calls: int, first: int, conn: Any, warmup: float, seconds: float
+    target: Target,
+    n_calls: int,
+    first: int,
+    conn: Any,
+    warmup: float,
+    seconds: float,
+    phases: int = PHASES,
 ) -> None:
     validator = RequestValidator(target.auth_token)
     connector = aiohttp.TCPConnector(limit=0)
@@ -224,6 +261,10 @@ async def worker_main(
 
         calls = await asyncio.gather(*(one(i) for i in range(n_calls)))
         receivers = [asyncio.create_task(receive(c)) for c in calls]
+        # The generator is Python too: keep its full GC passes (which would stall
+        # every call it plays, and show up as daemon latency) off its start-up heap.
+        gc.collect()
+        gc.freeze()
         conn.send(("ready", len(calls)))
         t0 = conn.recv()  # wall-clock start shared by every worker
         await asyncio.sleep(max(t0 - time.time(), 0))
@@ -232,29 +273,31 @@ async def worker_main(
         warm_ticks = int(warmup / TICK)
         lags: list[float] = []
         cpu0 = time.process_time()
+        slots = [calls[k::phases] for k in range(phases)]
         for tick in range(total_ticks):
-            due = start + tick * TICK
-            now = time.monotonic()
-            if tick >= warm_ticks:
-                lags.append(now - due)
             if tick == warm_ticks:
                 for c in calls:
                     c.measuring = True
             frame = FRAMES[tick % len(FRAMES)]
-            for c in calls:
-                if c.ws.closed:
-                    continue
-                c.seq += 1
-                c.sent += 1
-                c.sent_at.append(time.monotonic())
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await c.ws.send_str(
-                        f'{{"event":"media","sequenceNumber":"{c.seq}","streamSid":'
-                        f'"{c.stream_sid}","media":{{"track":"inbound","chunk":"{tick + 1}",'
-                        f'"timestamp":"{tick * 20}","payload":"{frame}"}}}}'
-                    )
-                await play(c)
-            await asyncio.sleep(max(start + (tick + 1) * TICK - time.monotonic(), 0))
+            for k, group in enumerate(slots):
+                due = start + tick * TICK + k * TICK / phases
+                await asyncio.sleep(max(due - time.monotonic(), 0))
+                if tick >= warm_ticks:
+                    lags.append(time.monotonic() - due)
+                for c in group:
+                    if c.ws.closed:
+                        continue
+                    c.seq += 1
+                    c.sent += 1
+                    c.sent_at.append(time.monotonic())
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await c.ws.send_str(
+                            f'{{"event":"media","sequenceNumber":"{c.seq}","streamSid":'
+                            f'"{c.stream_sid}","media":{{"track":"inbound","chunk":"{tick + 1}",'
+                            f'"timestamp":"{tick * 20}","payload":"{frame}"}}}}'
+                        )
+                    await play(c)
+        await asyncio.sleep(max(start + total_ticks * TICK - time.monotonic(), 0))
         for c in calls:
             c.measuring = False
         gen_cpu = time.process_time() - cpu0
@@ -298,10 +341,12 @@ async def worker_main(
         )
 
 
-def worker(target: Target, n_calls: int, first: int, conn: Any, warmup: float, seconds: float):  # type: ignore[no-untyped-def]
+def worker(
+    target: Target, n_calls: int, first: int, conn: Any, warmup: float, seconds: float, phases: int
+) -> None:
     with contextlib.suppress(OSError):
-        os.sched_setaffinity(0, {os.cpu_count() - 1 if os.cpu_count() else 0})
-    asyncio.run(worker_main(target, n_calls, first, conn, warmup, seconds))
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    asyncio.run(worker_main(target, n_calls, first, conn, warmup, seconds, phases))
 
 
 # --- the daemon and the driver --------------------------------------------------------
@@ -398,6 +443,34 @@ async def wait_no_live(daemon: Daemon, timeout: float = 30.0) -> bool:
     return False
 
 
+async def stall_buckets(daemon: Daemon) -> dict[str, dict[float, int]]:
+    """The daemon's loop-lag and full-GC-pause histograms (cumulative bucket counts)."""
+    async with PatterClient(daemon.socket) as client:
+        text = await client.metrics()
+    wanted = {
+        "lag": ("patter_event_loop_lag_seconds_bucket{", ""),
+        "gc2": ("patter_gc_pause_seconds_bucket{", 'generation="2",'),
+    }
+    out: dict[str, dict[float, int]] = {key: {} for key in wanted}
+    for line in text.splitlines():
+        for key, (prefix, labels) in wanted.items():
+            if line.startswith(prefix + labels + "le="):
+                le, count = line[len(prefix + labels) + 4 :].split('"} ')
+                out[key][float(le)] = int(count)
+    return out
+
+
+def bucket_quantile(before: dict[float, int], after: dict[float, int], q: float) -> float:
+    """Upper bound of the bucket holding the q-quantile of what was observed in between."""
+    total = after.get(math.inf, 0) - before.get(math.inf, 0)
+    if total <= 0:
+        return 0.0
+    for le in sorted(after):
+        if after[le] - before.get(le, 0) >= q * total:
+            return le
+    return math.inf
+
+
 def recv_async(conn: Any, timeout: float) -> Any:
     if not conn.poll(timeout):
         raise TimeoutError("a load worker did not answer")
@@ -412,6 +485,7 @@ async def run_level(
     warmup: float,
     per_worker: int,
     settle: float = 2.0,
+    phases: int = PHASES,
 ) -> dict[str, Any]:
     workers = max(1, math.ceil(n / per_worker))
     ctx = mp.get_context("spawn")
@@ -424,7 +498,7 @@ async def run_level(
     for w in range(workers):
         share = n // workers + (1 if w < n % workers else 0)
         parent, child = ctx.Pipe()
-        p = ctx.Process(target=worker, args=(target, share, first, child, warmup, seconds))
+        p = ctx.Process(target=worker, args=(target, share, first, child, warmup, seconds, phases))
         p.start()
         first += share
         pipes.append(parent)
@@ -437,9 +511,11 @@ async def run_level(
         for conn in pipes:
             conn.send(t0)
         await asyncio.sleep(max(t0 - time.time(), 0) + warmup)
-        cpu0, w0 = proc_cpu_s(daemon.pid), time.monotonic()
+        stalls0 = await stall_buckets(daemon)
+        cpu0, w0, ticks0 = proc_cpu_s(daemon.pid), time.monotonic(), cpu_ticks(daemon.core)
         await asyncio.sleep(seconds)
-        cpu1, w1 = proc_cpu_s(daemon.pid), time.monotonic()
+        cpu1, w1, ticks1 = proc_cpu_s(daemon.pid), time.monotonic(), cpu_ticks(daemon.core)
+        stalls1 = await stall_buckets(daemon)
         rss_live = proc_rss_kb(daemon.pid)
         fds_live = proc_fds(daemon.pid)
         for conn in pipes:
@@ -490,6 +566,10 @@ async def run_level(
         "gen_cpu_pct": sum(r["gen_cpu"] for r in results) / (warmup + seconds) * 100,
         "recorded": recorded,
         "drained": drained,
+        "steal_pct": steal_pct(ticks0, ticks1),
+        "loop_lag_p99": bucket_quantile(stalls0["lag"], stalls1["lag"], 0.99) * 1000,
+        "gc_full": stalls1["gc2"].get(math.inf, 0) - stalls0["gc2"].get(math.inf, 0),
+        "gc_full_max": bucket_quantile(stalls0["gc2"], stalls1["gc2"], 1.0) * 1000,
     }
 
 
@@ -497,7 +577,8 @@ HEADER = (
     "| calls | daemon CPU % of a core | CPU %/call | CPU µs/echoed frame "
     "| RSS/extra call KB | echo p50 ms | "
     "echo p99 ms | frames sent | lost | gen lag p99/max ms | gen CPU % | recorded | "
-    "RSS idle→live→after MB |"
+    "RSS idle→live→after MB | daemon loop lag p99 ms | full GC passes, worst ms "
+    "| steal % of the daemon's core |"
 )
 
 
@@ -508,7 +589,8 @@ def row(r: dict[str, Any]) -> str:
         f"{r['rss_per_call']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['sent']} | "
         f"{r['lost']} | {r['lag_p99']:.1f}/{r['lag_max']:.1f} | {r['gen_cpu_pct']:.0f} | "
         f"{r['recorded']}/{r['calls']} | {r['rss_idle'] / 1024:.1f}→{r['rss_live'] / 1024:.1f}"
-        f"→{r['rss_after'] / 1024:.1f} |"
+        f"→{r['rss_after'] / 1024:.1f} | ≤{r['loop_lag_p99']:g} | "
+        f"{r['gc_full']}, ≤{r['gc_full_max']:g} | {r['steal_pct']:.0f} |"
     )
 
 
@@ -536,7 +618,7 @@ async def run_levels(args: argparse.Namespace, event_loop: str) -> list[dict[str
             target = Target(sim.server_url, sim.public_host, sim.account_sid, sim.auth_token)
             try:
                 print(HEADER)
-                print("|---" * 14 + "|")
+                print("|---" * 17 + "|")
                 for n in levels:
                     r = await run_level(
                         daemon,
@@ -546,6 +628,7 @@ async def run_levels(args: argparse.Namespace, event_loop: str) -> list[dict[str
                         args.warmup,
                         args.per_worker,
                         getattr(args, "settle", 2.0),
+                        getattr(args, "phases", PHASES),
                     )
                     results.append(r)
                     print(row(r), flush=True)
@@ -569,6 +652,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--per-worker", type=int, default=250, help="calls per generator process")
     ap.add_argument("--settle", type=float, default=2.0, help="pause around each level, s")
+    ap.add_argument(
+        "--phases",
+        type=int,
+        default=PHASES,
+        help="send times per 20 ms tick the calls are spread over (1: all at once)",
+    )
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument(
         "--loops", default="asyncio,uvloop", help="patterd event loops to compare, in turn"
