@@ -47,11 +47,17 @@ from patter_core.testing.daemon import free_port
 
 
 async def one_call(
-    session: aiohttp.ClientSession, target: Target, validator: RequestValidator, n: int
+    session: aiohttp.ClientSession,
+    target: Target,
+    validator: RequestValidator,
+    n: int,
+    ticks: int | None = None,
 ) -> tuple[int, int]:
+    """One call of ``ticks`` 20 ms frames (a random 2–8 s by default); (sent, lost)."""
     call = await open_call(session, target, validator, n)
     receiver = asyncio.create_task(receive(call))
-    ticks = random.randint(100, 400)  # 2–8 s
+    if ticks is None:
+        ticks = random.randint(100, 400)
     start = time.monotonic()
     for tick in range(ticks):
         if call.ws.closed:
