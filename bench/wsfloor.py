@@ -14,7 +14,10 @@ Servers:
 - ``aiohttp-nojson``: the same, echoing the text without parsing it (the
   transport alone);
 - ``sansio``: an ``asyncio.Protocol`` driving the ``websockets`` sans-I/O
-  server, answering inside ``data_received`` with no task or queue per frame.
+  server, answering inside ``data_received`` with no task or queue per frame;
+- ``picows``: the Cython WebSocket library ``picows``, whose frames arrive in a
+  callback (no task, future or queue per frame, parsing in C): the cheapest
+  socket termination an asyncio program can have, so the floor of the floor.
 
     PYTHONPATH=. .venv/bin/python -m bench.wsfloor --calls 100,200 --seconds 8
 """
@@ -39,7 +42,7 @@ from patter_core.testing.daemon import free_port
 
 FRAME_BYTES = 160
 TICK_S = 0.020
-VARIANTS = ("aiohttp", "aiohttp-nojson", "sansio")
+VARIANTS = ("aiohttp", "aiohttp-nojson", "sansio", "picows")
 
 
 def _echo(text: str | bytes) -> str | None:
@@ -110,8 +113,28 @@ async def _serve_sansio(port: int) -> None:
         await server.serve_forever()
 
 
+async def _serve_picows(port: int) -> None:
+    import picows
+
+    class Echo(picows.WSListener):
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type == picows.WSMsgType.TEXT:
+                out = _echo(frame.get_payload_as_bytes())
+                if out is not None:
+                    transport.send(picows.WSMsgType.TEXT, out.encode())
+            elif frame.msg_type == picows.WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code())
+                transport.disconnect()
+
+    server = await picows.ws_create_server(lambda _req: Echo(), "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
 def serve(variant: str, port: int) -> None:
-    if variant == "sansio":
+    if variant == "picows":
+        asyncio.run(_serve_picows(port))
+    elif variant == "sansio":
         asyncio.run(_serve_sansio(port))
     else:
         asyncio.run(_serve_aiohttp(port, parse=variant == "aiohttp"))
