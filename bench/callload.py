@@ -215,6 +215,19 @@ async def receive(call: Call) -> None:
             call.playout.clear()
 
 
+async def send_frame(call: Call, tick: int, payload: str) -> None:
+    """Send the call's media frame for ``tick`` (base64 ``payload``), stamped for latency."""
+    call.seq += 1
+    call.sent += 1
+    call.sent_at.append(time.monotonic())
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await call.ws.send_str(
+            f'{{"event":"media","sequenceNumber":"{call.seq}","streamSid":'
+            f'"{call.stream_sid}","media":{{"track":"inbound","chunk":"{tick + 1}",'
+            f'"timestamp":"{tick * 20}","payload":"{payload}"}}}}'
+        )
+
+
 async def play(call: Call) -> None:
     """One tick of playback: 160 bytes of agent audio; acknowledge the marks it reaches."""
     budget = FRAME
@@ -285,18 +298,9 @@ async def worker_main(
                 if tick >= warm_ticks:
                     lags.append(time.monotonic() - due)
                 for c in group:
-                    if c.ws.closed:
-                        continue
-                    c.seq += 1
-                    c.sent += 1
-                    c.sent_at.append(time.monotonic())
-                    with contextlib.suppress(ConnectionError, RuntimeError):
-                        await c.ws.send_str(
-                            f'{{"event":"media","sequenceNumber":"{c.seq}","streamSid":'
-                            f'"{c.stream_sid}","media":{{"track":"inbound","chunk":"{tick + 1}",'
-                            f'"timestamp":"{tick * 20}","payload":"{frame}"}}}}'
-                        )
-                    await play(c)
+                    if not c.ws.closed:
+                        await send_frame(c, tick, frame)
+                        await play(c)
         await asyncio.sleep(max(start + total_ticks * TICK - time.monotonic(), 0))
         for c in calls:
             c.measuring = False

@@ -41,6 +41,7 @@ from bench.callload import (
     proc_rss_kb,
     receive,
     recorded_calls,
+    send_frame,
 )
 from patter_core.testing import SimulatedTwilio
 from patter_core.testing.daemon import free_port
@@ -62,25 +63,7 @@ async def one_call(
     for tick in range(ticks):
         if call.ws.closed:
             break
-        call.seq += 1
-        call.sent += 1
-        call.sent_at.append(time.monotonic())
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await call.ws.send_str(
-                json.dumps(
-                    {
-                        "event": "media",
-                        "sequenceNumber": str(call.seq),
-                        "streamSid": call.stream_sid,
-                        "media": {
-                            "track": "inbound",
-                            "chunk": str(tick + 1),
-                            "timestamp": str(tick * 20),
-                            "payload": FRAMES[tick % len(FRAMES)],
-                        },
-                    }
-                )
-            )
+        await send_frame(call, tick, FRAMES[tick % len(FRAMES)])
         await play(call)
         await asyncio.sleep(max(start + (tick + 1) * TICK - time.monotonic(), 0))
     await asyncio.sleep(0.3)
