@@ -8,6 +8,7 @@ import socket
 from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
+_failing: set[str] = set()  # states whose last send failed
 
 
 def notify(state: str, environ: Mapping[str, str] | None = None) -> bool:
@@ -16,15 +17,27 @@ def notify(state: str, environ: Mapping[str, str] | None = None) -> bool:
     address = env.get("NOTIFY_SOCKET")
     if not address:
         return False
+    name = state.split("=", 1)[0]
     if address.startswith("@"):
         address = "\0" + address[1:]
+    # Non-blocking: this runs on the event loop, and a receiver that stops reading
+    # (a stuck supervisor, a test harness) fills the datagram queue; a blocking send
+    # would then stop every call the daemon is carrying.
+    sock_type = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        with socket.socket(socket.AF_UNIX, sock_type) as sock:
             sock.connect(address)
             sock.sendall(state.encode())
     except OSError as exc:
-        log.warning("sd_notify %s failed: %s", state.split("=", 1)[0], exc)
+        # Once per streak: a watchdog ping that keeps failing would otherwise log at
+        # its own rate, and a log nobody drains blocks the loop just like the send.
+        if name not in _failing:
+            _failing.add(name)
+            log.warning("sd_notify %s failed (logged once until it works): %s", name, exc)
         return False
+    if name in _failing:
+        _failing.discard(name)
+        log.info("sd_notify %s works again", name)
     return True
 
 

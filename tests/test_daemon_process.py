@@ -209,6 +209,21 @@ def test_sighup_reloads_config_and_keeps_old_on_error(short_tmp: Path) -> None:
     assert "reload refused, keeping the running config" in err
 
 
+def test_a_notify_socket_nobody_reads_does_not_freeze_the_daemon(short_tmp: Path) -> None:
+    """A watchdog ping every millisecond fills the unread notify queue within a second;
+    the sends must then fail (logged) rather than block the event loop."""
+    cfg = write_config(short_tmp, '[agents.a]\nengine = "echo"\n')
+    d = DaemonProcess(short_tmp, cfg)
+    d.env["WATCHDOG_USEC"] = "2000"
+    with d:
+        time.sleep(2.0)  # nothing reads d.notify from here on
+        out = run_tool("patterd.ctl", "--socket", str(d.socket_path), "status", env=d.env)
+        assert out.returncode == 0, out.stderr
+        code, err = d.stop(timeout=10)
+    assert code == 0
+    assert err.count("sd_notify WATCHDOG failed") == 1  # once for the streak
+
+
 def test_sd_notify_ready_watchdog_and_metrics_port(short_tmp: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

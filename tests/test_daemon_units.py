@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,6 +159,36 @@ def test_sd_notify_datagram(tmp_path: Path) -> None:
         assert sock.recv(100) == b"READY=1"
     assert not notify("READY=1", {})
     assert not notify("READY=1", {"NOTIFY_SOCKET": str(tmp_path / "gone.sock")})
+
+
+def test_sd_notify_to_a_receiver_that_stopped_reading_fails_instead_of_blocking(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="patterd.sdnotify")
+    path = tmp_path / "full.sock"
+    env = {"NOTIFY_SOCKET": str(path)}
+    results: list[bool] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as rx:
+        rx.bind(str(path))
+        # Far more datagrams than the kernel queues for an unread socket.
+        sender = threading.Thread(
+            target=lambda: results.extend(notify("WATCHDOG=1", env) for _ in range(5_000)),
+            daemon=True,
+        )
+        sender.start()
+        sender.join(timeout=20)
+        assert not sender.is_alive(), "notify blocked on a full queue"
+        assert results[0] is True and results[-1] is False
+        assert rx.recv(64) == b"WATCHDOG=1"  # what fitted was delivered
+        failures = [r for r in caplog.records if "sd_notify WATCHDOG failed" in r.message]
+        assert len(failures) == 1  # one warning for the whole streak, not one per ping
+        while True:  # drain the queue; the next ping gets through and says so
+            try:
+                rx.recv(64, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+        assert notify("WATCHDOG=1", env)
+        assert any("sd_notify WATCHDOG works again" in r.message for r in caplog.records)
     assert watchdog_interval({"WATCHDOG_USEC": "30000000"}) == 15.0
     assert watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}) is None
     pid = str(os.getpid())
