@@ -48,6 +48,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -475,6 +476,64 @@ def bucket_quantile(before: dict[float, int], after: dict[float, int], q: float)
     return math.inf
 
 
+@dataclass
+class Window:
+    """What the daemon did while a bench's workload ran (see ``measure_window``)."""
+
+    cpu_s: float
+    seconds: float
+    steal_pct: float
+    loop_lag_p99_ms: float
+    gc_full: int
+    gc_full_max_ms: float
+
+
+async def measure_window(daemon: Daemon, workload: Awaitable[Any]) -> Window:
+    """Await ``workload``, measuring the daemon's CPU, its stalls and the steal around it.
+
+    The metrics are read outside the CPU-timed span, so reading them costs the window
+    nothing.
+    """
+    stalls0 = await stall_buckets(daemon)
+    cpu0, t0, ticks0 = proc_cpu_s(daemon.pid), time.monotonic(), cpu_ticks(daemon.core)
+    await workload
+    cpu1, t1, ticks1 = proc_cpu_s(daemon.pid), time.monotonic(), cpu_ticks(daemon.core)
+    stalls1 = await stall_buckets(daemon)
+    lag0, lag1, gc0, gc1 = stalls0["lag"], stalls1["lag"], stalls0["gc2"], stalls1["gc2"]
+    return Window(
+        cpu_s=cpu1 - cpu0,
+        seconds=t1 - t0,
+        steal_pct=steal_pct(ticks0, ticks1),
+        loop_lag_p99_ms=1000 * bucket_quantile(lag0, lag1, 0.99),
+        gc_full=gc1.get(math.inf, 0) - gc0.get(math.inf, 0),
+        gc_full_max_ms=1000 * bucket_quantile(gc0, gc1, 1.0),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(
+    prefix: str, pin: bool = True, event_loop: str = "asyncio"
+) -> AsyncIterator[tuple[Daemon, Target]]:
+    """A real patterd on core 0 behind the simulated Twilio; this process moves to the last core."""
+    cores = sorted(os.sched_getaffinity(0))
+    core = cores[0] if pin and len(cores) > 1 else None
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        async with SimulatedTwilio(auth_token="bench-auth-token") as sim:
+            port = free_port()
+            sim.server_url = f"http://127.0.0.1:{port}"
+            daemon = Daemon(Path(tmp), sim, port, core, event_loop)
+            if core is not None:
+                os.sched_setaffinity(0, {cores[-1]})
+            await daemon.start()
+            try:
+                yield (
+                    daemon,
+                    Target(sim.server_url, sim.public_host, sim.account_sid, sim.auth_token),
+                )
+            finally:
+                await daemon.stop()
+
+
 def recv_async(conn: Any, timeout: float) -> Any:
     if not conn.poll(timeout):
         raise TimeoutError("a load worker did not answer")
@@ -515,11 +574,7 @@ async def run_level(
         for conn in pipes:
             conn.send(t0)
         await asyncio.sleep(max(t0 - time.time(), 0) + warmup)
-        stalls0 = await stall_buckets(daemon)
-        cpu0, w0, ticks0 = proc_cpu_s(daemon.pid), time.monotonic(), cpu_ticks(daemon.core)
-        await asyncio.sleep(seconds)
-        cpu1, w1, ticks1 = proc_cpu_s(daemon.pid), time.monotonic(), cpu_ticks(daemon.core)
-        stalls1 = await stall_buckets(daemon)
+        window = await measure_window(daemon, asyncio.sleep(seconds))
         rss_live = proc_rss_kb(daemon.pid)
         fds_live = proc_fds(daemon.pid)
         for conn in pipes:
@@ -544,10 +599,10 @@ async def run_level(
     recorded = await recorded_calls(daemon) - base_recorded
     lat = [x for r in results for x in r["lat"]]
     lags = [x for r in results for x in r["lags"]]
-    cpu_pct = (cpu1 - cpu0) / (w1 - w0) * 100
+    cpu_pct = window.cpu_s / window.seconds * 100
     # CPU time per frame actually echoed in the window: unlike CPU %/call, it does not
     # flatter a daemon that is starved of its core (by other work) and echoes less.
-    us_per_frame = (cpu1 - cpu0) / max(len(lat), 1) * 1e6
+    us_per_frame = window.cpu_s / max(len(lat), 1) * 1e6
     return {
         "us_per_frame": us_per_frame,
         "cpu_per_call_at_50fps": us_per_frame * 50 / 1e4,
@@ -570,10 +625,10 @@ async def run_level(
         "gen_cpu_pct": sum(r["gen_cpu"] for r in results) / (warmup + seconds) * 100,
         "recorded": recorded,
         "drained": drained,
-        "steal_pct": steal_pct(ticks0, ticks1),
-        "loop_lag_p99": bucket_quantile(stalls0["lag"], stalls1["lag"], 0.99) * 1000,
-        "gc_full": stalls1["gc2"].get(math.inf, 0) - stalls0["gc2"].get(math.inf, 0),
-        "gc_full_max": bucket_quantile(stalls0["gc2"], stalls1["gc2"], 1.0) * 1000,
+        "steal_pct": window.steal_pct,
+        "loop_lag_p99_ms": window.loop_lag_p99_ms,
+        "gc_full": window.gc_full,
+        "gc_full_max_ms": window.gc_full_max_ms,
     }
 
 
@@ -593,8 +648,8 @@ def row(r: dict[str, Any]) -> str:
         f"{r['rss_per_call']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['sent']} | "
         f"{r['lost']} | {r['lag_p99']:.1f}/{r['lag_max']:.1f} | {r['gen_cpu_pct']:.0f} | "
         f"{r['recorded']}/{r['calls']} | {r['rss_idle'] / 1024:.1f}→{r['rss_live'] / 1024:.1f}"
-        f"→{r['rss_after'] / 1024:.1f} | ≤{r['loop_lag_p99']:g} | "
-        f"{r['gc_full']}, ≤{r['gc_full_max']:g} | {r['steal_pct']:.0f} |"
+        f"→{r['rss_after'] / 1024:.1f} | ≤{r['loop_lag_p99_ms']:g} | "
+        f"{r['gc_full']}, ≤{r['gc_full_max_ms']:g} | {r['steal_pct']:.0f} |"
     )
 
 
@@ -608,38 +663,25 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 async def run_levels(args: argparse.Namespace, event_loop: str) -> list[dict[str, Any]]:
     levels = [int(x) for x in args.calls.split(",")]
-    cores = sorted(os.sched_getaffinity(0))
-    daemon_core = cores[0] if len(cores) > 1 and not args.no_pin else None
     results = []
-    with tempfile.TemporaryDirectory(prefix="callload-") as tmp:
-        async with SimulatedTwilio(auth_token="bench-auth-token") as sim:
-            port = free_port()
-            sim.server_url = f"http://127.0.0.1:{port}"
-            daemon = Daemon(Path(tmp), sim, port, daemon_core, event_loop)
-            if daemon_core is not None:
-                os.sched_setaffinity(0, {cores[-1]})
-            await daemon.start()
-            target = Target(sim.server_url, sim.public_host, sim.account_sid, sim.auth_token)
-            try:
-                print(HEADER)
-                print("|---" * 17 + "|")
-                for n in levels:
-                    r = await run_level(
-                        daemon,
-                        target,
-                        n,
-                        args.seconds,
-                        args.warmup,
-                        args.per_worker,
-                        getattr(args, "settle", 2.0),
-                        getattr(args, "phases", PHASES),
-                    )
-                    results.append(r)
-                    print(row(r), flush=True)
-                    if args.json:
-                        print(json.dumps({k: v for k, v in r.items()}), file=sys.stderr)
-            finally:
-                await daemon.stop()
+    async with running_daemon("callload-", not args.no_pin, event_loop) as (daemon, target):
+        print(HEADER)
+        print("|---" * 17 + "|")
+        for n in levels:
+            r = await run_level(
+                daemon,
+                target,
+                n,
+                args.seconds,
+                args.warmup,
+                args.per_worker,
+                getattr(args, "settle", 2.0),
+                getattr(args, "phases", PHASES),
+            )
+            results.append(r)
+            print(row(r), flush=True)
+            if args.json:
+                print(json.dumps({k: v for k, v in r.items()}), file=sys.stderr)
     if results:
         per_call = [r["cpu_per_call"] for r in results if r["calls"] >= 50] or [0.0]
         at200 = [r["p99"] for r in results if r["calls"] == 200]

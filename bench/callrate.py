@@ -15,79 +15,41 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from twilio.request_validator import RequestValidator
 
-from bench.callload import (
-    Daemon,
-    Target,
-    bucket_quantile,
-    cpu_ticks,
-    proc_cpu_s,
-    recorded_calls,
-    stall_buckets,
-    steal_pct,
-)
+from bench.callload import measure_window, recorded_calls, running_daemon
 from bench.soak import one_call
-from patter_core.testing import SimulatedTwilio
-from patter_core.testing.daemon import free_port
 
 
 async def run(calls: int, concurrent: int, frames: int, pin: bool = True) -> dict[str, Any]:
-    cores = sorted(os.sched_getaffinity(0))
-    daemon_core = cores[0] if pin and len(cores) > 1 else None
-    with tempfile.TemporaryDirectory(prefix="callrate-") as tmp:
-        async with SimulatedTwilio(auth_token="bench-auth-token") as sim:
-            port = free_port()
-            sim.server_url = f"http://127.0.0.1:{port}"
-            daemon = Daemon(Path(tmp), sim, port, daemon_core)
-            if daemon_core is not None:
-                os.sched_setaffinity(0, {cores[-1]})
-            await daemon.start()
-            try:
-                target = Target(sim.server_url, sim.public_host, sim.account_sid, sim.auth_token)
-                validator = RequestValidator(target.auth_token)
-                numbers = iter(range(calls))
-                lost = 0
-                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+    async with running_daemon("callrate-", pin) as (daemon, target):
+        validator = RequestValidator(target.auth_token)
+        numbers = iter(range(calls))
+        lost = 0
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
 
-                    async def lane() -> None:
-                        nonlocal lost
-                        for n in numbers:
-                            lost += (await one_call(http, target, validator, n, frames))[1]
+            async def lane() -> None:
+                nonlocal lost
+                for n in numbers:
+                    lost += (await one_call(http, target, validator, n, frames))[1]
 
-                    stalls0 = await stall_buckets(daemon)
-                    cpu0, t0, ticks0 = (
-                        proc_cpu_s(daemon.pid),
-                        time.monotonic(),
-                        cpu_ticks(daemon_core),
-                    )
-                    await asyncio.gather(*(lane() for _ in range(concurrent)))
-                    cpu1, t1, ticks1 = (
-                        proc_cpu_s(daemon.pid),
-                        time.monotonic(),
-                        cpu_ticks(daemon_core),
-                    )
-                    stalls1 = await stall_buckets(daemon)
-                recorded = await recorded_calls(daemon)
-            finally:
-                await daemon.stop()
+            window = await measure_window(
+                daemon, asyncio.gather(*(lane() for _ in range(concurrent)))
+            )
+        recorded = await recorded_calls(daemon)
     return {
         "calls": calls,
-        "seconds": t1 - t0,
-        "cpu_ms_per_call": 1000 * (cpu1 - cpu0) / calls,
+        "seconds": window.seconds,
+        "cpu_ms_per_call": 1000 * window.cpu_s / calls,
         "lost": lost,
         "recorded": recorded,
-        "gc_full": stalls1["gc2"].get(float("inf"), 0) - stalls0["gc2"].get(float("inf"), 0),
-        "gc_full_max_ms": 1000 * bucket_quantile(stalls0["gc2"], stalls1["gc2"], 1.0),
-        "loop_lag_p99_ms": 1000 * bucket_quantile(stalls0["lag"], stalls1["lag"], 0.99),
-        "steal_pct": steal_pct(ticks0, ticks1),
+        "gc_full": window.gc_full,
+        "gc_full_max_ms": window.gc_full_max_ms,
+        "loop_lag_p99_ms": window.loop_lag_p99_ms,
+        "steal_pct": window.steal_pct,
     }
 
 

@@ -18,9 +18,7 @@ import json
 import multiprocessing as mp
 import os
 import random
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,7 +29,6 @@ from bench.callload import (
     FRAMES,
     TICK,
     TOLERANCE,
-    Daemon,
     Target,
     live_count,
     open_call,
@@ -41,10 +38,9 @@ from bench.callload import (
     proc_rss_kb,
     receive,
     recorded_calls,
+    running_daemon,
     send_frame,
 )
-from patter_core.testing import SimulatedTwilio
-from patter_core.testing.daemon import free_port
 
 
 async def one_call(
@@ -113,43 +109,35 @@ def generator(target: Target, concurrent: int, seconds: float, conn: Any) -> Non
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     seconds = args.minutes * 60
-    cores = sorted(os.sched_getaffinity(0))
     samples: list[tuple[float, float, int, int]] = []
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        async with SimulatedTwilio(auth_token="bench-auth-token") as sim:
-            port = free_port()
-            sim.server_url = f"http://127.0.0.1:{port}"
-            daemon = Daemon(Path(tmp), sim, port, cores[0] if len(cores) > 1 else None)
-            await daemon.start()
-            target = Target(sim.server_url, sim.public_host, sim.account_sid, sim.auth_token)
-            ctx = mp.get_context("spawn")
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=generator, args=(target, args.concurrent, seconds, child))
-            try:
-                proc.start()
-                t0 = time.monotonic()
-                print("   t s | RSS MB | fds | live | daemon CPU s", flush=True)
-                while proc.is_alive() and time.monotonic() - t0 < seconds + 60:
-                    live = await live_count(daemon)
-                    rss, fds = proc_rss_kb(daemon.pid) / 1024, proc_fds(daemon.pid)
-                    t = time.monotonic() - t0
-                    samples.append((t, rss, fds, live))
-                    cpu = proc_cpu_s(daemon.pid)
-                    print(f"{t:6.0f} | {rss:6.1f} | {fds:3d} | {live:4d} | {cpu:.1f}", flush=True)
-                    await asyncio.sleep(args.every)
-                stats = parent.recv() if parent.poll(30) else {}
-                proc.join(30)
-                await asyncio.sleep(2.0)
-                end = (
-                    proc_rss_kb(daemon.pid) / 1024,
-                    proc_fds(daemon.pid),
-                    await live_count(daemon),
-                )
-                recorded = await recorded_calls(daemon)
-            finally:
-                if proc.is_alive():
-                    proc.kill()
-                await daemon.stop()
+    async with running_daemon("soak-") as (daemon, target):
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=generator, args=(target, args.concurrent, seconds, child))
+        try:
+            proc.start()
+            t0 = time.monotonic()
+            print("   t s | RSS MB | fds | live | daemon CPU s", flush=True)
+            while proc.is_alive() and time.monotonic() - t0 < seconds + 60:
+                live = await live_count(daemon)
+                rss, fds = proc_rss_kb(daemon.pid) / 1024, proc_fds(daemon.pid)
+                t = time.monotonic() - t0
+                samples.append((t, rss, fds, live))
+                cpu = proc_cpu_s(daemon.pid)
+                print(f"{t:6.0f} | {rss:6.1f} | {fds:3d} | {live:4d} | {cpu:.1f}", flush=True)
+                await asyncio.sleep(args.every)
+            stats = parent.recv() if parent.poll(30) else {}
+            proc.join(30)
+            await asyncio.sleep(2.0)
+            end = (
+                proc_rss_kb(daemon.pid) / 1024,
+                proc_fds(daemon.pid),
+                await live_count(daemon),
+            )
+            recorded = await recorded_calls(daemon)
+        finally:
+            if proc.is_alive():
+                proc.kill()
     # Compare the second sample (warmed up) with the last, at comparable load.
     warm = samples[1] if len(samples) > 1 else samples[0]
     last = samples[-1]
