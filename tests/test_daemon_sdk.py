@@ -4,6 +4,7 @@ through a simulated Twilio, and keeping history across a restart."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +56,14 @@ async def test_daemon_answers_places_and_remembers_calls(short_tmp):
                 ended = await until(lambda: history(client, 2))
                 inbound = next(c for c in ended if c["direction"] == "inbound")
                 assert inbound["status"] == "completed" and inbound["caller"] == "+15550007777"
+                # Two calls allocate enough to set off young collections, and the
+                # daemon timed them (its start-up heap is frozen, its pauses counted).
+                young = re.search(
+                    r'^patter_gc_pause_seconds_count\{generation="0"\} (\d+)$',
+                    await client.metrics(),
+                    re.M,
+                )
+                assert young is not None and int(young.group(1)) > 0
             code, err = await asyncio.to_thread(daemon.stop)
             assert code == 0, err
             assert sim.auth_token not in err
