@@ -34,9 +34,12 @@ class BrainContext:
     carrier_format: AudioFormat | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AgentAudio:
-    """Agent speech in ``Brain.output_format``; ``response_id`` groups one reply."""
+    """Agent speech in ``Brain.output_format``; ``response_id`` groups one reply.
+
+    Not frozen, as ``LegAudio`` is not: one per audio chunk. Treat it as read-only.
+    """
 
     payload: bytes
     response_id: str = ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -17,10 +17,12 @@ class Encoding(StrEnum):
 class AudioFormat:
     encoding: Encoding
     sample_rate: int
+    # Worked out once: the per-frame path asks for it several times a frame.
+    bytes_per_sample: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def bytes_per_sample(self) -> int:
-        return 1 if self.encoding in (Encoding.MULAW, Encoding.ALAW) else 2
+    def __post_init__(self) -> None:
+        wide = self.encoding not in (Encoding.MULAW, Encoding.ALAW)
+        object.__setattr__(self, "bytes_per_sample", 2 if wide else 1)
 
     def bytes_for_ms(self, ms: int) -> int:
         return self.sample_rate * ms // 1000 * self.bytes_per_sample

@@ -132,6 +132,8 @@ class FrameSlicer:
         self._buf = bytearray()
 
     def push(self, data: bytes) -> list[bytes]:
+        if not self._buf and len(data) == self.frame_bytes:
+            return [data]  # the usual case on the per-frame path: nothing to cut or copy
         self._buf += data
         n = len(self._buf) // self.frame_bytes * self.frame_bytes
         if n == 0:

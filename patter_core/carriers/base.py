@@ -23,9 +23,14 @@ class LegStarted:
     custom: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LegAudio:
-    """Caller audio in the leg's wire format; ``timestamp_ms`` from stream start."""
+    """Caller audio in the leg's wire format; ``timestamp_ms`` from stream start.
+
+    Not frozen, unlike the other events: one is made per 20 ms frame, and a
+    frozen dataclass's ``__init__`` costs twice as much (``object.__setattr__``
+    per field). Treat it as read-only.
+    """
 
     payload: bytes
     timestamp_ms: float

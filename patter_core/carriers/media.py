@@ -228,7 +228,7 @@ async def receive_events(
         await watchdog.stop()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per queued frame (see LegAudio)
 class _Audio:
     payload: bytes
 

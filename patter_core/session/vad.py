@@ -54,9 +54,12 @@ def to_pcm16(payload: bytes, fmt: AudioFormat) -> npt.NDArray[np.int16]:
     return np.frombuffer(payload[:usable], dtype=dtype).astype(np.int16)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class VadFrame:
-    """One 20 ms decision; ``t_ms`` is the frame's start on the caller-audio clock."""
+    """One 20 ms decision; ``t_ms`` is the frame's start on the caller-audio clock.
+
+    Not frozen: one per frame (see ``LegAudio``). Treat it as read-only.
+    """
 
     t_ms: float
     speech: bool
