@@ -58,7 +58,7 @@ from twilio.request_validator import RequestValidator
 
 from patter_core.testing import SimulatedTwilio, tone_mulaw
 from patter_core.testing.daemon import NUMBER, daemon_config, free_port
-from patter_core.testing.twilio import parse_stream_twiml
+from patter_core.testing.twilio import parse_stream_twiml, rejected_by
 from patterd.client import ClientError, PatterClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,7 +145,8 @@ FRAMES = [
 
 async def open_call(
     session: aiohttp.ClientSession, target: Target, validator: RequestValidator, n: int
-) -> Call:
+) -> Call | None:
+    """One inbound call up to its first media frame; None if the daemon refused it (busy)."""
     sid = "CA" + secrets.token_hex(16)
     params = {
         "CallSid": sid,
@@ -164,6 +165,8 @@ async def open_call(
         twiml = await resp.text()
         if resp.status != 200:
             raise RuntimeError(f"voice webhook answered {resp.status}")
+    if rejected_by(twiml) is not None:
+        return None
     url, custom = parse_stream_twiml(twiml)
     path = url.split("://", 1)[1].split("/", 1)[1]
     ws = await session.ws_connect(
@@ -269,11 +272,12 @@ async def worker_main(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         sem = asyncio.Semaphore(16)
 
-        async def one(i: int) -> Call:
+        async def one(i: int) -> Call | None:
             async with sem:
                 return await open_call(session, target, validator, first + i)
 
-        calls = await asyncio.gather(*(one(i) for i in range(n_calls)))
+        offered = await asyncio.gather(*(one(i) for i in range(n_calls)))
+        calls = [c for c in offered if c is not None]
         receivers = [asyncio.create_task(receive(c)) for c in calls]
         # The generator is Python too: keep its full GC passes (which would stall
         # every call it plays, and show up as daemon latency) off its start-up heap.
@@ -335,6 +339,7 @@ async def worker_main(
                 "done",
                 {
                     "calls": len(calls),
+                    "refused": n_calls - len(calls),
                     "sent": sum(c.sent for c in calls),
                     "lost": lost,
                     "marks": sum(c.marks_acked for c in calls),
@@ -365,12 +370,15 @@ class Daemon:
         port: int,
         core: int | None,
         event_loop: str = "asyncio",
+        max_calls: int | None = None,
     ) -> None:
         self.root = root
         self.port = port
         self.core = core
         config = root / "patterd.toml"
         base = daemon_config(sim, port=port, history=root / "history")
+        if max_calls is not None:
+            base = base.replace("[server]\n", f"[server]\nmax_calls = {max_calls}\n", 1)
         config.write_text(f'event_loop = "{event_loop}"\n\n{base}')
         self.config = config
         self.socket = root / "patterd.sock"
@@ -512,7 +520,7 @@ async def measure_window(daemon: Daemon, workload: Awaitable[Any]) -> Window:
 
 @contextlib.asynccontextmanager
 async def running_daemon(
-    prefix: str, pin: bool = True, event_loop: str = "asyncio"
+    prefix: str, pin: bool = True, event_loop: str = "asyncio", max_calls: int | None = None
 ) -> AsyncIterator[tuple[Daemon, Target]]:
     """A real patterd on core 0 behind the simulated Twilio; this process moves to the last core."""
     cores = sorted(os.sched_getaffinity(0))
@@ -521,7 +529,7 @@ async def running_daemon(
         async with SimulatedTwilio(auth_token="bench-auth-token") as sim:
             port = free_port()
             sim.server_url = f"http://127.0.0.1:{port}"
-            daemon = Daemon(Path(tmp), sim, port, core, event_loop)
+            daemon = Daemon(Path(tmp), sim, port, core, event_loop, max_calls)
             if core is not None:
                 os.sched_setaffinity(0, {cores[-1]})
             await daemon.start()
@@ -603,16 +611,19 @@ async def run_level(
     # CPU time per frame actually echoed in the window: unlike CPU %/call, it does not
     # flatter a daemon that is starved of its core (by other work) and echoes less.
     us_per_frame = window.cpu_s / max(len(lat), 1) * 1e6
+    held = sum(r["calls"] for r in results)
     return {
         "us_per_frame": us_per_frame,
         "cpu_per_call_at_50fps": us_per_frame * 50 / 1e4,
         "calls": n,
         "workers": workers,
         "cpu_pct": cpu_pct,
-        "cpu_per_call": cpu_pct / n,
+        "cpu_per_call": cpu_pct / max(held, 1),
         "rss_idle": rss_idle,
         "rss_live": rss_live,
-        "rss_per_call": (rss_live - rss_idle) / n,
+        "rss_per_call": (rss_live - rss_idle) / max(held, 1),
+        "held": held,
+        "refused": sum(r["refused"] for r in results),
         "rss_after": rss_after,
         "fds": (fds_idle, fds_live, fds_after),
         "p50": pct(lat, 0.5) * 1000,
@@ -637,7 +648,7 @@ HEADER = (
     "| RSS/extra call KB | echo p50 ms | "
     "echo p99 ms | frames sent | lost | gen lag p99/max ms | gen CPU % | recorded | "
     "RSS idle→live→after MB | daemon loop lag p99 ms | full GC passes, worst ms "
-    "| steal % of the daemon's core |"
+    "| steal % of the daemon's core | held / refused busy |"
 )
 
 
@@ -649,7 +660,8 @@ def row(r: dict[str, Any]) -> str:
         f"{r['lost']} | {r['lag_p99']:.1f}/{r['lag_max']:.1f} | {r['gen_cpu_pct']:.0f} | "
         f"{r['recorded']}/{r['calls']} | {r['rss_idle'] / 1024:.1f}→{r['rss_live'] / 1024:.1f}"
         f"→{r['rss_after'] / 1024:.1f} | ≤{r['loop_lag_p99_ms']:g} | "
-        f"{r['gc_full']}, ≤{r['gc_full_max_ms']:g} | {r['steal_pct']:.0f} |"
+        f"{r['gc_full']}, ≤{r['gc_full_max_ms']:g} | {r['steal_pct']:.0f} | "
+        f"{r['held']} / {r['refused']} |"
     )
 
 
@@ -664,9 +676,13 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
 async def run_levels(args: argparse.Namespace, event_loop: str) -> list[dict[str, Any]]:
     levels = [int(x) for x in args.calls.split(",")]
     results = []
-    async with running_daemon("callload-", not args.no_pin, event_loop) as (daemon, target):
+    max_calls = getattr(args, "max_calls", None)
+    async with running_daemon("callload-", not args.no_pin, event_loop, max_calls) as (
+        daemon,
+        target,
+    ):
         print(HEADER)
-        print("|---" * 17 + "|")
+        print("|---" * 18 + "|")
         for n in levels:
             r = await run_level(
                 daemon,
@@ -705,6 +721,12 @@ def main(argv: list[str] | None = None) -> int:
         help="send times per 20 ms tick the calls are spread over (1: all at once)",
     )
     ap.add_argument("--no-pin", action="store_true")
+    ap.add_argument(
+        "--max-calls",
+        type=int,
+        default=None,
+        help="the daemon's [server] max_calls: calls past it are refused with busy",
+    )
     ap.add_argument(
         "--loops", default="asyncio,uvloop", help="patterd event loops to compare, in turn"
     )

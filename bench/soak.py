@@ -52,6 +52,8 @@ async def one_call(
 ) -> tuple[int, int]:
     """One call of ``ticks`` 20 ms frames (a random 2–8 s by default); (sent, lost)."""
     call = await open_call(session, target, validator, n)
+    if call is None:  # soak and churn run without max_calls: a refusal is a failure
+        raise RuntimeError("the daemon refused a call (busy)")
     receiver = asyncio.create_task(receive(call))
     if ticks is None:
         ticks = random.randint(100, 400)

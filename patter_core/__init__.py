@@ -14,6 +14,7 @@ from patter_core.carriers.twilio import Twilio
 from patter_core.engines import EchoEngine, ElevenLabsConvAI, OpenAIRealtime
 from patter_core.guardrails import Guardrail, guardrail
 from patter_core.patter import Patter
+from patter_core.server.app import AtCapacity
 from patter_core.tools import Tool, tool
 from patter_core.tunnel import CloudflareTunnel, Static
 
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Agent",
+    "AtCapacity",
     "CloudflareTunnel",
     "EchoEngine",
     "ElevenLabsConvAI",

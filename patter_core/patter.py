@@ -27,7 +27,7 @@ from patter_core.dashboard import Dashboard, DashboardAuth, check_bind
 from patter_core.events import CallEnded, CallStarted
 from patter_core.guardrails import Guardrail
 from patter_core.pricing import Pricing
-from patter_core.server.app import CarrierRoutes, PatterServer, ServerConfig
+from patter_core.server.app import AtCapacity, CarrierRoutes, PatterServer, ServerConfig
 from patter_core.server.registry import CallRecord
 from patter_core.session.callbacks import Callback, CallbackRunner
 from patter_core.session.config import DEFAULT_APOLOGY, CallInfo, VadKind
@@ -88,6 +88,7 @@ class Patter:
         bus: EventBus | None = None,
         bind_host: str | None = None,
         store_options: dict[str, Any] | None = None,
+        max_calls: int | None = None,
     ) -> None:
         if webhook_url and tunnel:
             raise ValueError("webhook_url and tunnel are mutually exclusive: pass one of them")
@@ -107,6 +108,11 @@ class Patter:
         self.bus = bus or EventBus()
         self.bind_host = bind_host
         self.store_options = dict(store_options or {})
+        if max_calls is not None and max_calls < 1:
+            raise ValueError(
+                f"max_calls must be at least 1 (or None for no limit), got {max_calls}"
+            )
+        self.max_calls = max_calls
         # Inbound calls to a number listed here get that agent instead of serve()'s.
         self.routes: dict[str, Agent] = {}
         self.server: PatterServer | None = None
@@ -255,7 +261,10 @@ class Patter:
             routes, self._control = carrier_parts(self.carrier)
             carriers.append(routes)
         config = ServerConfig(
-            public_host=public, port=port, require_signature=self.require_signature
+            public_host=public,
+            port=port,
+            require_signature=self.require_signature,
+            max_calls=self.max_calls,
         )
         if self.bind_host:
             config.host = self.bind_host
@@ -371,6 +380,10 @@ class Patter:
             raise RuntimeError("call() needs a running server: start serve() and await phone.ready")
         if not self.server.accepting:
             raise RuntimeError("not accepting new calls (shutting down)")
+        if self.server.admission() == "at_capacity":
+            raise AtCapacity(
+                f"at capacity (max_calls={self.max_calls}); try again when a call ends"
+            )
         control = self._control_or_raise()
         require_e164(to, "to")
         caller = from_number or self.phone_number

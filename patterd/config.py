@@ -55,6 +55,9 @@ class ServerConfig(_Strict):
     port: int = Field(8000, ge=1, le=65535)
     public_host: str | None = None
     metrics_port: int | None = Field(None, ge=1, le=65535)
+    # Calls up at once before new ones hear busy; unset: no limit (bench/README.md has
+    # what one core holds).
+    max_calls: int | None = Field(None, ge=1)
 
 
 class StoreConfig(_Strict):

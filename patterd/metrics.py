@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from patter_core.bus import EventBus
 from patter_core.events import BargeIn, BaseEvent, CallEnded, CallStarted, ErrorEvent, TurnMetrics
+from patter_core.server.app import REFUSAL_REASONS
 
 LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 BARGE_IN_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
@@ -64,6 +65,7 @@ class Metrics:
         self._started = time.monotonic()
         self.calls_started: dict[str, int] = defaultdict(int)
         self.calls_ended: dict[str, int] = defaultdict(int)
+        self.calls_refused: dict[str, int] = defaultdict(int)
         self.cost: dict[str, float] = defaultdict(float)
         self.provider_errors: dict[str, int] = defaultdict(int)
         self.turn_latency = Histogram(LATENCY_BUCKETS)
@@ -77,6 +79,8 @@ class Metrics:
             self.calls_started[event.direction] += 1
         elif isinstance(event, CallEnded):
             self.calls_ended[event.status or "unknown"] += 1
+            if event.reason in REFUSAL_REASONS:
+                self.calls_refused[event.reason] += 1
         elif isinstance(event, TurnMetrics):
             ms = event.latency.end_of_speech_to_first_audio_ms
             if ms is not None:
@@ -109,6 +113,13 @@ class Metrics:
         family("patter_calls_total", "counter", "Calls ended, by outcome.")
         for outcome, n in sorted(self.calls_ended.items()):
             lines.append(f'patter_calls_total{{outcome="{_label(outcome)}"}} {n}')
+        family(
+            "patter_calls_refused_total",
+            "counter",
+            "Inbound calls refused with busy before answering, by reason (at_capacity, draining).",
+        )
+        for reason, n in sorted(self.calls_refused.items()):
+            lines.append(f'patter_calls_refused_total{{reason="{_label(reason)}"}} {n}')
         family(
             "patter_turn_latency_seconds",
             "histogram",

@@ -37,6 +37,10 @@ class NotAccepting(RuntimeError):
     """The runtime is draining or otherwise not taking new calls."""
 
 
+class AtCapacity(NotAccepting):
+    """``max_calls`` calls are up; a new one waits until one ends."""
+
+
 class RuntimeFailure(RuntimeError):
     """The carrier or SDK refused an operation; the message is safe to show."""
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from patter_core import AtCapacity as SdkAtCapacity
 from patter_core import EchoEngine, Guardrail, Patter, Telnyx, Tool, Twilio
 from patter_core.agent import Agent
 from patter_core.bus import EventBus
@@ -21,7 +22,14 @@ from patter_core.dashboard.auth import is_loopback
 from patter_core.store import CallStore
 from patterd.config import AgentConfig, DaemonConfig, resolve_python_agent
 from patterd.credentials import DASHBOARD_TOKEN, Credentials
-from patterd.runtime import CallNotFound, LiveCall, NotAccepting, RuntimeFailure, UnknownAgent
+from patterd.runtime import (
+    AtCapacity,
+    CallNotFound,
+    LiveCall,
+    NotAccepting,
+    RuntimeFailure,
+    UnknownAgent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +195,7 @@ class SdkRuntime:
             bus=self.bus,
             bind_host=config.server.bind,
             store_options={"retention_days": store.retention_days, "redact": store.redact_phone},
+            max_calls=config.server.max_calls,
         )
 
     def _load_agents(self, config: DaemonConfig) -> None:
@@ -269,6 +278,8 @@ class SdkRuntime:
             chosen = self.agents[agent][0]
         try:
             return await self.phone.call(to=to, agent=chosen, first_message=first_message or "")
+        except SdkAtCapacity as exc:
+            raise AtCapacity(str(exc)) from None
         except (CarrierError, ValueError, RuntimeError) as exc:
             raise RuntimeFailure(str(exc)) from None
 

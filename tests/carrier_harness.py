@@ -41,6 +41,9 @@ class TwilioAdapter:
     def samples(wire: bytes) -> np.ndarray:
         return ulaw_decode(wire).astype(np.float64)
 
+    def dial_count(self) -> int:
+        return len(self.sim.requests_of("create_call"))
+
     def dial(self) -> dict[str, Any]:
         form = self.sim.requests_of("create_call")[0]["form"]
         return {"amd": "MachineDetection" in form, "ring_timeout": form.get("Timeout")}
@@ -115,6 +118,9 @@ class TelnyxAdapter:
         if self.codec == "L16":
             return np.frombuffer(wire, dtype=">i2").astype(np.float64)
         return ulaw_decode(wire).astype(np.float64)
+
+    def dial_count(self) -> int:
+        return len(self.sim.commands_of("dial"))
 
     def dial(self) -> dict[str, Any]:
         body = self.sim.commands_of("dial")[0]["body"]
@@ -210,6 +216,7 @@ async def carrier_rig(
     *,
     serve_kwargs: dict[str, Any] | None = None,
     codec: str = "PCMU",
+    phone_kwargs: dict[str, Any] | None = None,
     **sim_kwargs: Any,
 ) -> AsyncIterator[CarrierRig]:
     async with contextlib.AsyncExitStack() as stack:
@@ -230,7 +237,12 @@ async def carrier_rig(
                 api_base_url=sim.api_url,
             )
             adapter = TelnyxAdapter(sim, codec)
-        phone = Patter(carrier=carrier, phone_number=NUMBER, webhook_url=sim.public_host)
+        phone = Patter(
+            carrier=carrier,
+            phone_number=NUMBER,
+            webhook_url=sim.public_host,
+            **(phone_kwargs or {}),
+        )
         agent = agent_factory(phone) if agent_factory else phone.agent(engine=EchoEngine())
         events = phone.bus.subscribe(maxsize=100_000, name="test")
         task = asyncio.create_task(phone.serve(agent, port=0, **(serve_kwargs or {})))

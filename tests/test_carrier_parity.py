@@ -9,7 +9,9 @@ import asyncio
 import numpy as np
 import pytest
 
+from patter_core import AtCapacity
 from patter_core.events import AmdResult, CallEnded, CallStarted
+from patter_core.testing import CallRefused
 from tests.carrier_harness import CALLER, NUMBER, carrier_rig
 
 CARRIERS = ["twilio", "telnyx"]
@@ -174,3 +176,48 @@ async def test_dropped_socket_ends_the_call_as_interrupted(kind):
         ended = await rig.next_event("call.ended")
         assert isinstance(ended, CallEnded) and ended.reason == "interrupted"
         assert rig.phone.server is not None and not rig.phone.server.registry.live()
+
+
+async def test_a_call_past_max_calls_hears_busy_and_stays_in_the_history(kind):
+    async with carrier_rig(kind, phone_kwargs={"max_calls": 1}) as rig:
+        first = await rig.carrier.inbound_call(CALLER)
+        answered = await rig.next_event("call.answered")
+        with pytest.raises(CallRefused) as refused:
+            await rig.carrier.inbound_call("+15550002222")
+        assert refused.value.reason == "busy"  # not "rejected": the number is not dead
+        ended = await rig.next_event("call.ended")
+        assert isinstance(ended, CallEnded) and ended.call_id != answered.call_id
+        assert (ended.reason, ended.status) == ("at_capacity", "busy")
+        refused_start = next(
+            e for e in rig.seen if e.type == "call.started" and e.call_id == ended.call_id
+        )
+        assert refused_start.caller == "+15550002222"  # type: ignore[attr-defined]
+        assert len(rig.sim.streams) == 1, "the refused call never got a media stream"
+        with pytest.raises(AtCapacity, match="max_calls"):
+            await rig.phone.call(to="+15550004444")
+        assert rig.carrier.dial_count() == 0, "nothing was dialled past the limit"
+        # The first call is untouched, and once it ends the next caller gets through.
+        tone = rig.carrier.tone(0.4)
+        first.say(tone)
+        await first.wait_heard(len(tone), timeout=10)
+        await first.hangup()
+        assert (await rig.next_event("call.ended")).call_id == answered.call_id
+        await rig.sim.settle()
+        second = await rig.carrier.inbound_call("+15550002222")
+        assert (await rig.next_event("call.answered")).call_id not in (
+            answered.call_id,
+            ended.call_id,
+        )
+        await second.hangup()
+
+
+async def test_a_draining_server_refuses_new_callers_with_busy(kind):
+    async with carrier_rig(kind) as rig:
+        assert rig.phone.server is not None
+        rig.phone.server.accepting = False
+        with pytest.raises(CallRefused) as refused:
+            await rig.carrier.inbound_call(CALLER)
+        assert refused.value.reason == "busy"
+        ended = await rig.next_event("call.ended")
+        assert (ended.reason, ended.status) == ("draining", "busy")  # type: ignore[attr-defined]
+        assert not rig.sim.streams and not rig.phone.server.registry.live()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from patter_core.testing import SimulatedTwilio, tone_mulaw
+from patter_core.testing import CallRefused, SimulatedTwilio, tone_mulaw
 from patter_core.testing.daemon import daemon_config, free_port
-from patterd.client import PatterClient
+from patterd.client import ApiError, PatterClient
 from tests.support.daemon_calls import history, is_live, no_live, sdk_daemon, until
 from tests.support.daemon_proc import DaemonProcess
 from tests.support.fixtures import short_tmp_dir
@@ -81,3 +81,39 @@ async def test_daemon_answers_places_and_remembers_calls(short_tmp):
             await asyncio.to_thread(again.stop)
         finally:
             again.__exit__(None, None, None)
+
+
+async def test_daemon_past_max_calls_refuses_with_busy_and_503(short_tmp):
+    port = free_port()
+    async with SimulatedTwilio() as sim:
+        sim.server_url = f"http://127.0.0.1:{port}"
+        config = daemon_config(sim, port=port, history=short_tmp / "history")
+        config = config.replace("[server]\n", "[server]\nmax_calls = 1\n", 1)
+        daemon = sdk_daemon(short_tmp, config, {"TWILIO_AUTH_TOKEN": sim.auth_token})
+        await asyncio.to_thread(daemon.start)
+        try:
+            async with PatterClient(daemon.socket_path) as client:
+                call = await sim.inbound_call(from_="+15550007777")
+                await until(client.live_calls)
+                with pytest.raises(CallRefused) as refused:
+                    await sim.inbound_call(from_="+15550008888")
+                assert refused.value.reason == "busy"
+                with pytest.raises(ApiError) as full:
+                    await client.place_call("+15550004444")
+                assert (full.value.status, full.value.code) == (503, "at_capacity")
+                assert not sim.requests_of("create_call"), "nothing dialled past the limit"
+                metrics = await client.metrics()
+                assert 'patter_calls_refused_total{reason="at_capacity"} 1' in metrics
+                await call.hangup()
+                await until(lambda: no_live(client))
+                ended = await until(lambda: history(client, 2))
+                busy = next(c for c in ended if c["caller"] == "+15550008888")
+                assert busy["status"] == "busy" and busy["direction"] == "inbound"
+                # With the first call gone there is room again.
+                call_id = await client.place_call("+15550004444")
+                await until(lambda: is_live(client, call_id))
+                await client.hangup(call_id)
+            code, err = await asyncio.to_thread(daemon.stop)
+            assert code == 0, err
+        finally:
+            daemon.__exit__(None, None, None)

@@ -81,6 +81,10 @@ def test_agent_kinds_and_python_imports() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config("[server]\nbindd = 1\n", Path("c.toml"))
     assert err.value.problems[0].startswith("c.toml:2: server.bindd: Extra inputs")
+    with pytest.raises(ConfigError) as err:
+        parse_config("[server]\nmax_calls = 0\n", Path("c.toml"))
+    assert err.value.problems[0].startswith("c.toml:2: server.max_calls: Input should be greater")
+    assert parse_config("[server]\nmax_calls = 150\n", Path("c.toml")).server.max_calls == 150
 
 
 @pytest.fixture

@@ -31,6 +31,22 @@ async def test_valid_signature_gets_stream_twiml_with_caller_and_callee():
         assert 'name="callee" value="+15550001234"' in twiml
 
 
+async def test_a_voice_webhook_for_an_ended_call_gets_a_whole_hangup_document():
+    """Twilio can only read a <Response> document: a bare <Hangup/> is a parse error (12100)."""
+    import xml.etree.ElementTree as ET
+
+    async with twilio_rig() as rig:
+        assert rig.phone.server is not None
+        registry = rig.phone.server.registry
+        record = registry.new(direction="outbound", carrier="twilio", callee="+15550004444")
+        registry.bind_carrier_id(record, VOICE["CallSid"])
+        registry.mark_ended(record)
+        status, twiml = await rig.sim.post_webhook(rig.sim.webhook_url("voice"), VOICE)
+        assert status == 200
+        root = ET.fromstring(twiml)
+        assert root.tag == "Response" and [v.tag for v in root] == ["Hangup"]
+
+
 async def test_signature_checks():
     async with twilio_rig() as rig:
         url = rig.sim.webhook_url("voice")

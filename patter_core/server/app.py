@@ -23,6 +23,7 @@ from aiohttp import WSCloseCode, web
 
 from patter_core.bus import EventBus
 from patter_core.carriers.base import CarrierLeg
+from patter_core.events import CallEnded, CallStarted
 from patter_core.server.registry import CallRecord, CallRegistry
 from patter_core.validation import require_port
 
@@ -42,6 +43,14 @@ StreamHandler = Callable[[CarrierLeg, CallRecord], Awaitable[None]]
 ArrivalHandler = Callable[[CallRecord], Awaitable[None]]
 
 
+# CallEnded reasons of inbound calls refused before they were answered.
+REFUSAL_REASONS = ("at_capacity", "draining")
+
+
+class AtCapacity(RuntimeError):
+    """``max_calls`` calls are up: a new one would take audio from all of them."""
+
+
 def default_bind_host() -> str:
     return os.environ.get("PATTER_BIND_HOST", "").strip() or "127.0.0.1"
 
@@ -56,10 +65,16 @@ class ServerConfig:
     trusted_proxies: tuple[str, ...] = ()
     # Failed (unauthenticated) media-socket upgrades allowed per IP per minute.
     ws_failures_per_minute: int = 20
+    # Calls up at once (ringing or talking, both directions) before new ones are refused.
+    max_calls: int | None = None
 
     def __post_init__(self) -> None:
         if self.port != 0:
             require_port(self.port)
+        if self.max_calls is not None and self.max_calls < 1:
+            raise ValueError(
+                f"max_calls must be at least 1 (or None for no limit), got {self.max_calls}"
+            )
 
     @property
     def base_url(self) -> str:
@@ -155,6 +170,47 @@ class PatterServer:
         self.port: int = config.port
         self.rejected_streams = 0
         self.accepting = True  # False while draining: new inbound calls are rejected
+
+    def admission(self) -> str | None:
+        """Why a new call must be refused right now, or None to take it.
+
+        Past ``max_calls`` every call already up would lose audio if one more
+        were taken (one core's figures are in bench/README.md), so the next
+        caller hears busy instead.
+        """
+        if not self.accepting:
+            return "draining"
+        limit = self.config.max_calls
+        if limit is not None and self.registry.live_count() >= limit:
+            return "at_capacity"
+        return None
+
+    def record_refused(
+        self, *, carrier: str, caller: str, callee: str, carrier_call_id: str, reason: str
+    ) -> CallRecord:
+        """Keep a refused inbound call in the history: an operator must see who heard busy."""
+        record = self.registry.new(
+            direction="inbound",
+            carrier=carrier,
+            caller=caller,
+            callee=callee,
+            carrier_call_id=carrier_call_id,
+        )
+        log.warning("refused inbound call %s from %s: %s", record.call_id, carrier, reason)
+        record.started_published = record.ended_published = True
+        self.bus.publish(
+            CallStarted(
+                call_id=record.call_id,
+                direction="inbound",
+                caller=caller,
+                callee=callee,
+                carrier=carrier,
+                carrier_call_id=carrier_call_id,
+            )
+        )
+        self.bus.publish(CallEnded(call_id=record.call_id, reason=reason, status="busy"))
+        self.registry.mark_ended(record)
+        return record
 
     def stream_url(self, record: CallRecord) -> str:
         return f"wss://{self.config.public_host}/ws/stream/{record.call_id}/{record.stream_token}"

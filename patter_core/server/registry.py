@@ -93,5 +93,8 @@ class CallRegistry:
     def live(self) -> list[CallRecord]:
         return [r for r in self._calls.values() if r.state != "ended"]
 
+    def live_count(self) -> int:
+        return len(self._calls) - len(self._ended)
+
     def __len__(self) -> int:
         return len(self._calls)

@@ -6,6 +6,7 @@ see docs/testing.md and docs/telnyx.md.
 
 from patter_core.testing.telnyx import SimulatedTelnyx, SimulatedTelnyxCall, tone_for
 from patter_core.testing.twilio import (
+    CallRefused,
     SimulatedCall,
     SimulatedTwilio,
     parse_stream_twiml,
@@ -13,6 +14,7 @@ from patter_core.testing.twilio import (
 )
 
 __all__ = [
+    "CallRefused",
     "SimulatedCall",
     "SimulatedTelnyx",
     "SimulatedTelnyxCall",

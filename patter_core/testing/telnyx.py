@@ -29,13 +29,15 @@ from aiohttp import web
 from nacl.signing import SigningKey
 
 from patter_core.testing.reactions import Reactions
-from patter_core.testing.twilio import SimulatedCall, tone_mulaw
+from patter_core.testing.twilio import CallRefused, SimulatedCall, tone_mulaw
 
 log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 WEBHOOK_PATH = "/webhooks/telnyx/voice"
 RATES = {"PCMU": 8000, "PCMA": 8000, "L16": 16000}
+# reject's causes, and the hangup_cause of the call.hangup that follows each.
+REJECT_CAUSES = {"USER_BUSY": "user_busy", "CALL_REJECTED": "call_rejected"}
 
 
 def tone_for(codec: str, freq: float = 440.0, seconds: float = 1.0, amplitude: int = 8000) -> bytes:
@@ -328,6 +330,7 @@ class SimulatedTelnyx:
         """A caller dials ``to``: ``call.initiated``, the server's ``answer``, the stream."""
         ccid = self._new_call(from_, to)
         answered = self._wait_command(ccid, "answer")
+        rejected = self._wait_command(ccid, "reject")
         streaming = self._wait_command(ccid, "streaming_start")
         status, text = await self.post_call_event(
             ccid,
@@ -342,7 +345,16 @@ class SimulatedTelnyx:
         )
         if status != 200:
             raise RuntimeError(f"call.initiated answered {status}: {text.strip()}")
-        answer = await asyncio.wait_for(answered, timeout)
+        done, _ = await asyncio.wait(
+            [answered, rejected], timeout=timeout, return_when="FIRST_COMPLETED"
+        )
+        if not done:
+            raise TimeoutError(f"the server neither answered nor rejected {ccid} in {timeout:g} s")
+        if rejected in done:
+            answered.cancel()
+            raise CallRefused("busy" if rejected.result()["cause"] == "USER_BUSY" else "rejected")
+        rejected.cancel()
+        answer = answered.result()
         self.calls[ccid]["client_state"] = answer.get("client_state")
         params = answer if answer.get("stream_url") else await asyncio.wait_for(streaming, timeout)
         self._spawn(self.post_call_event(ccid, "call.answered", {"state": "answered"}))
@@ -430,6 +442,7 @@ class SimulatedTelnyx:
         if body["connection_id"] != self.connection_id:
             return self._error(422, "10010", "Invalid connection_id")
         ccid = self._new_call(body["from"], body["to"], body.get("client_state"))
+        self.calls[ccid]["outgoing"] = True
         entry["call_control_id"] = ccid
         if body.get("webhook_url"):
             self.calls[ccid]["webhook_path"] = urlsplit(body["webhook_url"]).path
@@ -482,7 +495,13 @@ class SimulatedTelnyx:
             return self._error(422, "90018", "Call has already ended")
         body = entry["body"]
         if action == "answer":
-            pass
+            call["answered"] = True
+        elif action == "reject":
+            if call.get("answered") or call.get("outgoing"):
+                return self._error(422, "90015", "Call is not in a state that can be rejected")
+            if body.get("cause") not in REJECT_CAUSES:
+                return self._error(422, "10032", "Missing required parameter", "cause")
+            self._spawn(self.end_call(ccid, REJECT_CAUSES[body["cause"]]), brief=True)
         elif action == "streaming_start":
             if not body.get("stream_url"):
                 return self._error(422, "10032", "Missing required parameter", "stream_url")

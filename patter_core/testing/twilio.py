@@ -40,6 +40,15 @@ SILENCE = b"\xff" * FRAME
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
+class CallRefused(RuntimeError):
+    """The server refused the call before answering it (TwiML ``<Reject>``; Telnyx
+    ``reject``); ``reason`` is what the caller hears: ``busy`` or ``rejected``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the call was refused ({reason})")
+        self.reason = reason
+
+
 def tone_mulaw(freq: float = 440.0, seconds: float = 1.0, amplitude: int = 8000) -> bytes:
     t = np.arange(int(8000 * seconds)) / 8000
     return ulaw_encode((np.sin(2 * np.pi * freq * t) * amplitude).astype(np.int16))
@@ -396,6 +405,9 @@ class SimulatedTwilio:
         call = self.calls.get(params["CallSid"])
         if call is not None and call["status"] == "completed":
             raise RuntimeError("call was hung up before its stream opened")
+        refused = rejected_by(twiml)
+        if refused is not None:
+            raise CallRefused(refused)
         url, custom = parse_stream_twiml(twiml)
         return await self.open_stream(url, params["CallSid"], custom)
 
@@ -653,6 +665,17 @@ class SimulatedTwilio:
                 number["voice_method"] = entry["form"].get("VoiceMethod", "POST")
                 return web.json_response(number)
         return self._error(404, 20404, "The requested resource was not found")
+
+
+def rejected_by(twiml: str) -> str | None:
+    """The reason of a leading ``<Reject>`` (Twilio then never answers), else None."""
+    root = ET.fromstring(twiml)
+    if root.tag != "Response":
+        raise ValueError(f"TwiML must have a <Response> root, not <{root.tag}>")
+    first = next(iter(root), None)
+    if first is None or first.tag != "Reject":
+        return None
+    return first.get("reason", "rejected")
 
 
 def parse_stream_twiml(twiml: str) -> tuple[str, dict[str, str]]:

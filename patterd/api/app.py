@@ -23,7 +23,14 @@ from patterd.config import ConfigError
 from patterd.credentials import CredentialError, Credentials
 from patterd.eventlog import EventLog
 from patterd.metrics import Metrics
-from patterd.runtime import CallNotFound, NotAccepting, Runtime, RuntimeFailure, UnknownAgent
+from patterd.runtime import (
+    AtCapacity,
+    CallNotFound,
+    NotAccepting,
+    Runtime,
+    RuntimeFailure,
+    UnknownAgent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,10 @@ async def error_middleware(
         return _error(422, "invalid_request", "request failed validation", _validation_details(exc))
     except CallNotFound as exc:
         return _error(404, "not_found", str(exc) or "no such call")
+    except AtCapacity as exc:
+        response = _error(503, "at_capacity", str(exc) or "max_calls calls are already up")
+        response.headers["Retry-After"] = "5"
+        return response
     except NotAccepting as exc:
         return _error(503, "not_accepting", str(exc) or "the daemon is not taking new calls")
     except UnknownAgent as exc:

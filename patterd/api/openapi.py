@@ -43,7 +43,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         404: "not found",
         422: "request failed validation",
         502: "the carrier or SDK refused",
-        503: "not taking new calls (draining)",
+        503: "not taking new calls: draining (not_accepting) or max_calls reached (at_capacity)",
     }
     return {str(c): _json_response(m.ErrorBody, text[c]) for c in codes}
 

@@ -192,6 +192,15 @@ class TelnyxControl:
             body |= stream_params(stream_url, codec)
         await self._action("answer", call_control_id, "answer", **body)
 
+    async def reject(self, call_control_id: str, *, cause: str = "USER_BUSY") -> None:
+        """Refuse a call that has not been answered; the caller hears busy (``USER_BUSY``)
+        or a rejection (``CALL_REJECTED``). A call the caller already gave up on is fine."""
+        try:
+            await self._action("reject", call_control_id, "reject", cause=cause)
+        except CarrierError as exc:
+            if exc.code != CALL_ENDED_CODE:
+                raise
+
     async def streaming_start(
         self, call_control_id: str, stream_url: str, *, codec: str, sample_rate: int
     ) -> None:

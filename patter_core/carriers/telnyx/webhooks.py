@@ -209,6 +209,17 @@ class TelnyxRoutes:
         caller, callee = _text(payload, "from"), _text(payload, "to")
         if not caller or not callee:
             raise WebhookRejected(400, "missing from or to")
+        refusal = self.server.admission()
+        if refusal is not None:
+            self.server.record_refused(
+                carrier=self.name,
+                caller=caller,
+                callee=callee,
+                carrier_call_id=ccid,
+                reason=refusal,
+            )
+            self._spawn(self._reject(ccid))
+            return
         record = self.server.registry.new(
             direction="inbound",
             carrier=self.name,
@@ -220,6 +231,15 @@ class TelnyxRoutes:
         log.info("inbound call %s from telnyx %s", record.call_id, ccid)
         await self.server.call_arrived(record)
         self._spawn(self._answer(record))
+
+    async def _reject(self, call_control_id: str) -> None:
+        """Refuse before answering: the caller hears busy and nothing is billed."""
+        if self.control is None:
+            self.control = TelnyxControl(self.carrier)
+        try:
+            await self.control.reject(call_control_id, cause="USER_BUSY")
+        except CarrierError as exc:
+            log.warning("could not reject telnyx call %s: %s", call_control_id, exc)
 
     async def _answer(self, record: CallRecord) -> None:
         """Answer with the media stream; L16 needs a separate streaming_start for its rate."""

@@ -57,6 +57,14 @@ def twiml_stream(stream_url: str, record: CallRecord) -> str:
     return str(response)
 
 
+def _twiml(verb: Callable[[VoiceResponse], object]) -> web.Response:
+    """A one-verb TwiML document. The verb methods return the verb, not the document,
+    so the document is built first and rendered whole (a bare ``<Hangup/>`` is not TwiML)."""
+    response = VoiceResponse()
+    verb(response)
+    return web.Response(text=str(response), content_type="text/xml")
+
+
 class TwilioRoutes:
     name = "twilio"
 
@@ -160,11 +168,17 @@ class TwilioRoutes:
         if not form.get("From") or not form.get("To"):
             raise WebhookRejected(400, "missing From or To")
         record = self._record_for(request, form)
-        if record is None and not self.server.accepting:
-            log.info("rejecting inbound call %s: draining", form["CallSid"])
-            reject = VoiceResponse()
-            reject.reject()
-            return web.Response(text=str(reject), content_type="text/xml")
+        refusal = self.server.admission() if record is None else None
+        if refusal is not None:
+            self.server.record_refused(
+                carrier=self.name,
+                caller=form["From"],
+                callee=form["To"],
+                carrier_call_id=form["CallSid"],
+                reason=refusal,
+            )
+            # <Reject> before anything else: Twilio does not answer, so nothing is billed.
+            return _twiml(lambda r: r.reject(reason="busy"))
         if record is None:
             record = self.server.registry.new(
                 direction="inbound",
@@ -175,7 +189,7 @@ class TwilioRoutes:
             )
             log.info("inbound call %s from twilio %s", record.call_id, record.carrier_call_id)
         if record.state == "ended":
-            return web.Response(text=str(VoiceResponse().hangup()), content_type="text/xml")
+            return _twiml(lambda r: r.hangup())
         await self.server.call_arrived(record)
         xml = twiml_stream(self.server.stream_url(record), record)
         return web.Response(text=xml, content_type="text/xml")
