@@ -382,3 +382,22 @@ async def test_callback_errors_are_logged_not_fatal() -> None:
     await task
     assert calls == ["call.ended"]
     assert runner.errors >= 1
+
+
+async def test_reply_audio_is_cut_where_its_marks_fall() -> None:
+    """Chunks that do not line up with the 100 ms marks (here 130 ms) are cut at each
+    mark, so every marked stretch is whole and can leave as one carrier message."""
+    call = await start_call(AgentConfig())
+    await call.brain.emit(*reply("r1", "A long answer.", 650, chunk_ms=130))
+    await call.leg.feed(mulaw(silence(800)))
+    await call.end()
+    log = call.leg.wire_log
+    stretches, size = [], 0
+    for item in log:
+        if isinstance(item, str):
+            stretches.append(size)
+            size = 0
+        else:
+            size += item
+    assert sum(stretches) == 650 * 8  # µ-law: 8 bytes per ms
+    assert stretches == [800] * 6 + [400], log  # a mark every 100 ms, then the reply's end

@@ -73,6 +73,13 @@ class PlaybackLedger:
         """The reply whose audio was sent without a mark yet."""
         return self._open.response_id if self._open is not None else None
 
+    def open_bytes(self, response_id: str) -> int:
+        """Bytes of ``response_id`` sent since its last mark (0 if another reply's is open)."""
+        chunk = self._open
+        if chunk is None or chunk.response_id != response_id:
+            return 0
+        return sum(len(p) for p in chunk.pieces)
+
     def record_sent(self, response_id: str, payload: bytes, *, min_ms: float = 0.0) -> str | None:
         """Register audio sent; returns a mark name to send after it once ``min_ms`` is gathered.
 

@@ -495,8 +495,13 @@ class CallSession:
             await self._seal()
         if reply.timing.first_sent is None:
             reply.timing.first_sent = self.clock()
-        for i in range(0, len(wire), step):
-            piece = wire[i : i + step]
+        i = 0
+        while i < len(wire):
+            # Cut where the next mark falls, so each marked stretch can leave as one
+            # carrier message (PacedOutput joins queued audio up to a mark).
+            room = max(step - self.ledger.open_bytes(reply.id), 1)
+            piece = wire[i : i + room]
+            i += len(piece)
             await self.leg.send_audio(piece)
             mark = self.ledger.record_sent(reply.id, piece, min_ms=every)
             if mark is not None:

@@ -52,6 +52,7 @@ class MemoryLeg:
         self.played = bytearray()
         self.clears: list[float] = []
         self.marks_sent: list[str] = []
+        self.wire_log: list[int | str] = []  # what went out in order: piece sizes and mark names
         self.closed = False
         self.stopped = False
 
@@ -81,10 +82,12 @@ class MemoryLeg:
         if self.closed:
             raise ConnectionError("leg closed")
         self.sent.extend(payload)
+        self.wire_log.append(len(payload))
         self._queue.append(bytes(payload))
 
     async def send_mark(self, name: str) -> None:
         self.marks_sent.append(name)
+        self.wire_log.append(name)
         self._queue.append(name)
         self._play(0)
 
