@@ -54,7 +54,8 @@ async def cmd_status(c: PatterClient, a: argparse.Namespace) -> int:
         _print_json(s.model_dump(mode="json"))
     else:
         print(f"patterd {s.version}  pid {s.pid}  up {s.uptime_s:.0f}s")
-        print(f"live calls: {s.live_calls}  accepting: {'yes' if s.accepting else 'no (draining)'}")
+        live = f"{s.live_calls}" if s.max_calls is None else f"{s.live_calls} of {s.max_calls}"
+        print(f"live calls: {live}  accepting: {'yes' if s.accepting else 'no (draining)'}")
         print(f"config: {s.config_path}\nsocket: {s.socket}")
     return EXIT_OK
 

@@ -149,6 +149,7 @@ class Daemon:
                 reload=self.reload,
                 credential_names=lambda: self.config.credentials.keys(),
                 describe=lambda: (self.config.carrier.kind, self.config.server.public_host),
+                max_calls=self.config.server.max_calls,
             )
             runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=2.0)
             await runner.setup()

@@ -14,7 +14,7 @@ from patter_core.testing import CallRefused, SimulatedTwilio, tone_mulaw
 from patter_core.testing.daemon import daemon_config, free_port
 from patterd.client import ApiError, PatterClient
 from tests.support.daemon_calls import history, is_live, no_live, sdk_daemon, until
-from tests.support.daemon_proc import DaemonProcess
+from tests.support.daemon_proc import DaemonProcess, base_env, run_tool
 from tests.support.fixtures import short_tmp_dir
 
 
@@ -95,6 +95,12 @@ async def test_daemon_past_max_calls_refuses_with_busy_and_503(short_tmp):
             async with PatterClient(daemon.socket_path) as client:
                 call = await sim.inbound_call(from_="+15550007777")
                 await until(client.live_calls)
+                status = await client.status()
+                assert (status.live_calls, status.max_calls) == (1, 1)
+                shown = await asyncio.to_thread(
+                    run_tool, "patterd.ctl", "status", env=base_env(short_tmp)
+                )
+                assert "live calls: 1 of 1" in shown.stdout, shown.stderr
                 with pytest.raises(CallRefused) as refused:
                     await sim.inbound_call(from_="+15550008888")
                 assert refused.value.reason == "busy"

@@ -53,6 +53,7 @@ class ApiContext:
     describe: Callable[[], tuple[str, str | None]] = lambda: ("", None)
     """(carrier kind, public host) of the running config, for the status page."""
     started: float = 0.0
+    max_calls: int | None = None  # read at start only, like the server it limits
 
     def __post_init__(self) -> None:
         self.started = self.started or time.monotonic()
@@ -172,6 +173,7 @@ async def status(request: web.Request) -> web.Response:
             event_position=ctx.events.last_pos,
             carrier=carrier,
             public_host=public_host,
+            max_calls=ctx.max_calls,
         )
     )
 

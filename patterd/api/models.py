@@ -57,6 +57,7 @@ class Status(BaseModel):
     event_position: int
     carrier: str = ""
     public_host: str | None = None
+    max_calls: int | None = None  # as the daemon started with it; None: no limit
 
 
 class VersionInfo(BaseModel):
