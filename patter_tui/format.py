@@ -41,3 +41,8 @@ def other_party(direction: str, caller: str, callee: str) -> str:
 
 def arrow(direction: str) -> str:
     return "out" if direction == "outbound" else "in"
+
+
+def live_of(live: int, limit: int | None) -> str:
+    """Live calls, against the daemon's ``max_calls`` when it has one."""
+    return str(live) if limit is None else f"{live} of {limit} (max_calls)"

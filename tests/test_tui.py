@@ -284,3 +284,16 @@ async def test_history_filters_by_status_and_text(
         day.value = app.clock().date().isoformat()
         await pilot.press("enter")
         await wait_for(pilot, lambda: len(row_keys(history)) == 2, "both calls today")
+
+
+def test_the_status_screen_shows_live_calls_against_max_calls() -> None:
+    from patter_tui.screens.status import status_rows
+    from patterd.client import m
+
+    base = dict(
+        version="0.1.0", pid=1, uptime_s=5.0, live_calls=3, accepting=True,
+        config_path="/c.toml", socket="/s.sock", event_position=0,
+    )  # fmt: skip
+    rows = dict(status_rows(m.Status(**base, max_calls=150), None))
+    assert rows["live calls"] == "3 of 150 (max_calls)"
+    assert dict(status_rows(m.Status(**base), None))["live calls"] == "3"

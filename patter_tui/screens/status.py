@@ -32,7 +32,7 @@ def status_rows(status: m.Status, today: dict[str, Any] | None) -> list[tuple[st
         ("accepting calls", "yes" if status.accepting else "no (draining)"),
         ("carrier", status.carrier or "–"),
         ("public host", status.public_host or "–"),
-        ("live calls", str(status.live_calls)),
+        ("live calls", fmt.live_of(status.live_calls, status.max_calls)),
         ("calls today", str(day.get("calls", 0))),
         ("minutes today", "–" if minutes is None else f"{float(minutes):.1f}"),
         ("cost today", fmt.cost(float(day.get("cost", 0.0)))),
