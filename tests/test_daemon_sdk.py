@@ -115,6 +115,8 @@ async def test_daemon_past_max_calls_refuses_with_busy_and_503(short_tmp):
                 ended = await until(lambda: history(client, 2))
                 busy = next(c for c in ended if c["caller"] == "+15550008888")
                 assert busy["status"] == "busy" and busy["direction"] == "inbound"
+                only = (await client.calls(status="busy")).calls
+                assert [c["call_id"] for c in only] == [busy["call_id"]]
                 # With the first call gone there is room again.
                 call_id = await client.place_call("+15550004444")
                 await until(lambda: is_live(client, call_id))
