@@ -197,20 +197,38 @@ class PatterServer:
             carrier_call_id=carrier_call_id,
         )
         log.warning("refused inbound call %s from %s: %s", record.call_id, carrier, reason)
-        record.started_published = record.ended_published = True
+        self.end_unstreamed(record, reason, "busy")
+        return record
+
+    def ensure_started(self, record: CallRecord) -> None:
+        """Publish the call's ``call.started`` once, whoever gets there first."""
+        if record.started_published:
+            return
+        record.started_published = True
         self.bus.publish(
             CallStarted(
                 call_id=record.call_id,
-                direction="inbound",
-                caller=caller,
-                callee=callee,
-                carrier=carrier,
-                carrier_call_id=carrier_call_id,
+                direction=record.direction,
+                caller=record.caller,
+                callee=record.callee,
+                carrier=record.carrier,
+                carrier_call_id=record.carrier_call_id,
             )
         )
-        self.bus.publish(CallEnded(call_id=record.call_id, reason=reason, status="busy"))
+
+    def end_unstreamed(
+        self, record: CallRecord, reason: str, status: str, duration_s: float = 0.0
+    ) -> None:
+        """End a call no media stream ran for (refused, busy, no answer, failed), once;
+        a call with a session ends through its session instead."""
+        if record.session is not None or record.ended_published:
+            return
+        self.ensure_started(record)
+        record.ended_published = True
+        self.bus.publish(
+            CallEnded(call_id=record.call_id, reason=reason, status=status, duration_s=duration_s)
+        )
         self.registry.mark_ended(record)
-        return record
 
     def stream_url(self, record: CallRecord) -> str:
         return f"wss://{self.config.public_host}/ws/stream/{record.call_id}/{record.stream_token}"

@@ -25,7 +25,7 @@ from patter_core.carriers.telnyx.config import Carrier
 from patter_core.carriers.telnyx.control import TelnyxControl, decode_client_state
 from patter_core.carriers.telnyx.leg import CODECS, TelnyxLeg, choose_codec
 from patter_core.carriers.telnyx.signature import SignatureError, load_public_key, verify
-from patter_core.events import AmdResult, CallEnded, CallStarted, Dtmf, ErrorEvent, RecordingReady
+from patter_core.events import AmdResult, Dtmf, ErrorEvent, RecordingReady
 from patter_core.server.registry import CallRecord
 
 if TYPE_CHECKING:
@@ -263,31 +263,7 @@ class TelnyxRoutes:
                 )
         except CarrierError as exc:
             log.warning("call %s: could not answer: %s", record.call_id, exc)
-            self._end_unstreamed(record, "failed", "failed")
-
-    def _ensure_started(self, record: CallRecord) -> None:
-        assert self.server is not None
-        if not record.started_published:
-            record.started_published = True
-            self.server.bus.publish(
-                CallStarted(
-                    call_id=record.call_id,
-                    direction=record.direction,
-                    caller=record.caller,
-                    callee=record.callee,
-                    carrier=self.name,
-                    carrier_call_id=record.carrier_call_id,
-                )
-            )
-
-    def _end_unstreamed(self, record: CallRecord, reason: str, status: str) -> None:
-        assert self.server is not None
-        if record.session is not None or record.ended_published:
-            return
-        self._ensure_started(record)
-        record.ended_published = True
-        self.server.bus.publish(CallEnded(call_id=record.call_id, reason=reason, status=status))
-        self.server.registry.mark_ended(record)
+            self.server.end_unstreamed(record, "failed", "failed")
 
     def _hangup(self, record: CallRecord, payload: Mapping[str, Any]) -> None:
         cause = _text(payload, "hangup_cause") or "unspecified"
@@ -295,7 +271,8 @@ class TelnyxRoutes:
         if session is not None:
             session.end("hangup")  # the stream's stop usually says so first
         else:
-            self._end_unstreamed(record, cause, cause)
+            assert self.server is not None
+            self.server.end_unstreamed(record, cause, cause)
 
     async def _amd(self, record: CallRecord, payload: Mapping[str, Any]) -> None:
         assert self.server is not None

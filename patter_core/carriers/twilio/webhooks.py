@@ -20,7 +20,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from patter_core.carriers.twilio.config import Carrier
 from patter_core.carriers.twilio.leg import TwilioLeg
-from patter_core.events import AmdResult, CallEnded, CallStarted, RecordingReady
+from patter_core.events import AmdResult, RecordingReady
 from patter_core.server.registry import CallRecord
 
 if TYPE_CHECKING:
@@ -208,37 +208,12 @@ class TwilioRoutes:
             record.session.end("hangup")
         if status in FINAL_STATUSES and record.session is None and not record.ended_published:
             # No media stream ever ran (no answer, busy, failed): the call ends here.
-            self._ensure_started(record)
             try:
                 duration = float(form.get("CallDuration") or 0)
             except ValueError:
                 duration = 0.0
-            record.ended_published = True
-            self.server.bus.publish(
-                CallEnded(
-                    call_id=record.call_id,
-                    reason=status.replace("-", "_"),
-                    status=status,
-                    duration_s=duration,
-                )
-            )
-            self.server.registry.mark_ended(record)
+            self.server.end_unstreamed(record, status.replace("-", "_"), status, duration)
         return web.Response(status=204)
-
-    def _ensure_started(self, record: CallRecord) -> None:
-        assert self.server is not None
-        if not record.started_published:
-            record.started_published = True
-            self.server.bus.publish(
-                CallStarted(
-                    call_id=record.call_id,
-                    direction=record.direction,
-                    caller=record.caller,
-                    callee=record.callee,
-                    carrier=self.name,
-                    carrier_call_id=record.carrier_call_id,
-                )
-            )
 
     async def _recording(self, request: web.Request, form: MultiDict[str]) -> web.Response:
         assert self.server is not None
