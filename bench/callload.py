@@ -376,9 +376,7 @@ class Daemon:
         self.port = port
         self.core = core
         config = root / "patterd.toml"
-        base = daemon_config(sim, port=port, history=root / "history")
-        if max_calls is not None:
-            base = base.replace("[server]\n", f"[server]\nmax_calls = {max_calls}\n", 1)
+        base = daemon_config(sim, port=port, history=root / "history", max_calls=max_calls)
         config.write_text(f'event_loop = "{event_loop}"\n\n{base}')
         self.config = config
         self.socket = root / "patterd.sock"

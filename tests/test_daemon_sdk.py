@@ -87,8 +87,7 @@ async def test_daemon_past_max_calls_refuses_with_busy_and_503(short_tmp):
     port = free_port()
     async with SimulatedTwilio() as sim:
         sim.server_url = f"http://127.0.0.1:{port}"
-        config = daemon_config(sim, port=port, history=short_tmp / "history")
-        config = config.replace("[server]\n", "[server]\nmax_calls = 1\n", 1)
+        config = daemon_config(sim, port=port, history=short_tmp / "history", max_calls=1)
         daemon = sdk_daemon(short_tmp, config, {"TWILIO_AUTH_TOKEN": sim.auth_token})
         await asyncio.to_thread(daemon.start)
         try:

@@ -38,10 +38,12 @@ def daemon_config(
     numbers: Mapping[str, str] | None = None,
     agents: str = ECHO_AGENT,
     bind: str = "127.0.0.1",
+    max_calls: int | None = None,
 ) -> str:
-    """TOML text: ``sim`` as the carrier, the public server on ``bind:port``, the
-    store under ``history``, ``numbers`` (number → agent; ``NUMBER`` → ``echo`` unless
-    given) and ``agents``, the ``[agents.*]`` tables as TOML text."""
+    """TOML text: ``sim`` as the carrier, the public server on ``bind:port`` (with
+    ``max_calls`` when given), the store under ``history``, ``numbers`` (number →
+    agent; ``NUMBER`` → ``echo`` unless given) and ``agents``, the ``[agents.*]``
+    tables as TOML text."""
     if isinstance(sim, SimulatedTelnyx):
         carrier = {"kind": "telnyx", "connection_id": sim.connection_id}
     else:
@@ -56,6 +58,7 @@ def daemon_config(
         f"bind = {_string(bind)}",
         f"port = {int(port)}",
         f"public_host = {_string(sim.public_host)}",
+        *([f"max_calls = {int(max_calls)}"] if max_calls is not None else []),
         "",
         "[store]",
         f"root = {_string(history)}",
