@@ -131,17 +131,19 @@ class FrameSlicer:
             raise ValueError(f"{ms} ms of {fmt} is not a whole number of bytes")
         self._buf = bytearray()
 
-    def push(self, data: bytes) -> list[bytes]:
-        if not self._buf and len(data) == self.frame_bytes:
-            return [data]  # the usual case on the per-frame path: nothing to cut or copy
+    def whole(self, data: bytes) -> bytes:
+        """Every whole frame so far, as one piece (empty if there is none yet)."""
+        if not self._buf and len(data) % self.frame_bytes == 0:
+            return data  # the usual case on the per-frame path: nothing to cut or copy
         self._buf += data
         n = len(self._buf) // self.frame_bytes * self.frame_bytes
-        if n == 0:
-            return []
         chunk = bytes(self._buf[:n])
         del self._buf[:n]
-        size = self.frame_bytes
-        return [chunk[i : i + size] for i in range(0, n, size)]
+        return chunk
+
+    def push(self, data: bytes) -> list[bytes]:
+        chunk, size = self.whole(data), self.frame_bytes
+        return [chunk[i : i + size] for i in range(0, len(chunk), size)]
 
     def remainder(self) -> bytes:
         """What is left (less than one frame); clears it."""

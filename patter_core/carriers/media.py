@@ -269,7 +269,9 @@ class PacedOutput:
         self._out: deque[_Audio | _Mark] = deque()
         self._ready = asyncio.Event()
         self._slicer = FrameSlicer(fmt, FRAME_MS)
-        self._max_chunk = fmt.bytes_for_ms(MAX_CHUNK_MS)
+        # Whole frames only: every message but a reply's last holds a whole number of them.
+        frames = max(MAX_CHUNK_MS // FRAME_MS, 1)
+        self._max_chunk = frames * self._slicer.frame_bytes
         self._sender: asyncio.Task[None] | None = None
         self._play_until = 0.0  # monotonic time the carrier finishes what we sent
         self._closed = False
@@ -281,13 +283,10 @@ class PacedOutput:
     async def push_audio(self, payload: bytes) -> None:
         if self._closed or not payload:
             return
-        frames = self._slicer.push(payload)
-        if len(frames) == 1:
-            await self._audio(frames[0])  # a live reply's usual 20 ms: nothing to join
-            return
-        per_chunk = max(self._max_chunk // self._slicer.frame_bytes, 1)
-        for i in range(0, len(frames), per_chunk):
-            await self._audio(b"".join(frames[i : i + per_chunk]))
+        whole = self._slicer.whole(payload)  # 20 ms live audio comes back as it went in
+        step = self._max_chunk
+        for i in range(0, len(whole), step):
+            await self._audio(whole[i : i + step])
 
     async def push_mark(self, name: str) -> None:
         if self._closed:
