@@ -8,14 +8,56 @@ line from ``events.jsonl`` or the control API back into the right model.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+# A lone UTF-16 surrogate (``"\ud83d"`` in a vendor's or a model's JSON, half
+# of an emoji) is a legal Python str but cannot be encoded as UTF-8, so the
+# event carrying it could be neither logged, indexed nor sent to a client.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def scrub_text(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings replaced by U+FFFD.
+
+    Returns the same object when there is nothing to replace, which is almost
+    always: most text is ASCII and is passed over without a search.
+    """
+    kind = type(value)
+    if kind is str:
+        if value.isascii() or _SURROGATE.search(value) is None:
+            return value
+        return _SURROGATE.sub("\ufffd", value)
+    if kind is dict:
+        cleaned = {scrub_text(k): scrub_text(v) for k, v in value.items()}
+        same = all(a is b for a, b in zip(cleaned.items(), value.items(), strict=True))
+        return value if same else cleaned
+    if kind is list or kind is tuple:
+        items = [scrub_text(v) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return kind(items)
+    if isinstance(value, BaseModel):
+        fields = value.__dict__
+        for name, field in fields.items():
+            kind = type(field)
+            if kind in _PLAIN or (kind is str and field.isascii()):
+                continue
+            cleaned_field = scrub_text(field)
+            if cleaned_field is not field:
+                fields[name] = cleaned_field
+    return value
+
+
+# Field types that can hold no text, skipped without a call.
+_PLAIN = frozenset({int, float, bool, type(None), datetime})
 
 
 class BaseEvent(BaseModel):
@@ -24,6 +66,12 @@ class BaseEvent(BaseModel):
     call_id: str
     seq: int = 0
     ts: datetime = Field(default_factory=_now)
+
+    @model_validator(mode="after")
+    def _encodable(self) -> BaseEvent:
+        """Every event can be written as UTF-8, whatever text reached it."""
+        scrub_text(self)
+        return self
 
 
 class CallStarted(BaseEvent):

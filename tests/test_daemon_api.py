@@ -332,3 +332,25 @@ async def test_events_stream_reconnects_after_server_restart(api: Api, short_tmp
     await stream.aclose()
     assert got == sorted(set(got)), "no event twice, none out of order"
     assert got == list(range(got[0], got[-1] + 1)), "nothing missed across the reconnect"
+
+
+async def test_events_stream_carries_on_past_an_event_it_cannot_send(api: Api) -> None:
+    """An event whose text cannot be UTF-8 is passed over; before, it ended the
+    stream, and every client replaying past it, without a word."""
+    call_id = await api.client.place_call("+15551234567")
+    await settle(api)
+    start = api.events.last_pos
+    api.runtime.bus.publish(Transcript(call_id=call_id, role="caller", text="half \ud83d"))
+    api.runtime.bus.publish(
+        Transcript.model_construct(call_id=call_id, role="caller", text="\ud83d", final=True)
+    )
+    api.runtime.say(call_id, "after")
+    await settle(api)
+    texts: list[str] = []
+    async with asyncio.timeout(10):
+        async for item in api.client.events(since=start):
+            if isinstance(item.event, Transcript):
+                texts.append(item.event.text)
+                if item.event.text == "after":
+                    break
+    assert texts == ["half \ufffd", "after"]

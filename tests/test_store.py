@@ -21,6 +21,7 @@ from patter_core.events import (
     CallStarted,
     CostParts,
     Dtmf,
+    ToolCalled,
     Transcript,
     TurnMetrics,
 )
@@ -88,6 +89,52 @@ async def test_live_events_reach_both_logs_and_index(tmp_path):
     assert [t["text"] for t in call["transcript"]] == ["hello 1", "hi 1", "hello 2", "hi 2"]
     assert [t["turn"] for t in call["turns_detail"]] == [1, 2]
     assert call["cost"]["total"] == pytest.approx(0.0105)
+    store.close()
+
+
+async def test_half_an_emoji_in_one_call_loses_no_record_of_another(tmp_path):
+    """A lone surrogate (half of an emoji in a model's tool arguments) used to
+    stop the batch it was in: a call whose start and end shared that batch was
+    left with no history row at all."""
+    bus = EventBus()
+    store = CallStore(tmp_path)
+    store.attach(bus)
+    a = _call("a", turns=1)
+    for ev in a[:-1]:
+        ev.seq = 0
+        bus.publish(ev)
+    bus.publish(
+        ToolCalled(
+            call_id="b", tool_call_id="t1", name="weather", arguments={"city": "\ud83d Paris"}
+        )
+    )
+    bus.publish(Transcript(call_id="b", role="caller", text="caf\udce9 au lait", turn=1))
+    a[-1].seq = 0
+    bus.publish(a[-1])
+    await asyncio.wait_for(store.detach(), 10)
+    call = store.get_call("a")
+    assert call is not None and call["status"] == "completed"
+    b_lines = (_folder(tmp_path, "b") / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(b_lines[0])["arguments"] == {"city": "\ufffd Paris"}
+    b_said = (_folder(tmp_path, "b") / "transcript.jsonl").read_text(encoding="utf-8")
+    assert json.loads(b_said)["text"] == "caf\ufffd au lait"
+    assert store.dropped == 0
+    store.close()
+
+
+def test_an_event_that_cannot_be_encoded_is_skipped_alone(tmp_path):
+    """Belt and braces under the events' own scrubbing: an event built without
+    validation, carrying text that cannot be UTF-8, is skipped by itself."""
+    store = CallStore(tmp_path)
+    events = _call("a", turns=1)
+    bad = Transcript.model_construct(
+        call_id="a", seq=99, ts=events[0].ts, role="caller", text="\ud83d", final=True, turn=1
+    )
+    store.write_events([*events[:-1], bad, events[-1]])
+    call = store.get_call("a")
+    assert call is not None and call["status"] == "completed"
+    assert [t["text"] for t in call["transcript"]] == ["hello 1", "hi 1"]
+    assert store.dropped == 1 and store.written == len(events) + 1
     store.close()
 
 

@@ -133,6 +133,7 @@ class CallStore:
                     await loop.run_in_executor(self._pool, self._write_batch, batch)
                 except Exception:
                     log.exception("store failed to write %d events", len(batch))
+                    self.written += len(batch)  # counted as handled, so flushed() returns
                 async with self._written_changed:
                     self._written_changed.notify_all()
 
@@ -152,6 +153,7 @@ class CallStore:
         is safe because ``index.apply`` is an upsert.
         """
         touched: set[str] = set()
+        unusable: set[int] = set()
         for event in batch:
             try:
                 self._log_one(event)
@@ -159,11 +161,17 @@ class CallStore:
             except OSError as exc:
                 self.write_errors += 1
                 log.error("call %s: could not log event %s: %s", event.call_id, event.seq, exc)
-        todo = [*self._backlog, *batch]
+            except ValueError as exc:
+                unusable.add(id(event))
+                self._skip(event, exc)
+        todo = [*self._backlog, *(e for e in batch if id(e) not in unusable)]
         try:
             with self._writer_db.conn:
                 for event in todo:
-                    self._index_one(event)
+                    try:
+                        self._index_one(event)
+                    except ValueError as exc:
+                        self._skip(event, exc)
             self._backlog = []
         except (sqlite3.Error, OSError) as exc:
             self.write_errors += 1
@@ -184,6 +192,18 @@ class CallStore:
             if self._try(files.close, call_id):
                 del self._closing[call_id]
         self.written += len(batch)
+
+    def _skip(self, event: BaseEvent, exc: ValueError) -> None:
+        """One event that cannot be written (bad data, not a bad disk) is left
+        out alone; the rest of its batch, other calls' events among them, is kept."""
+        self.dropped += 1
+        log.error(
+            "call %s: event %s (%s) cannot be stored, skipped: %s",
+            event.call_id,
+            event.seq,
+            getattr(event, "type", "?"),
+            type(exc).__name__,
+        )
 
     def _try(self, action: Callable[[], None], call_id: str) -> bool:
         try:

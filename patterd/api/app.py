@@ -17,6 +17,7 @@ from typing import TypeVar
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from patter_core.events import BaseEvent
 from patterd.api import models as m
 from patterd.api.openapi import openapi_document
 from patterd.config import ConfigError
@@ -331,10 +332,7 @@ async def _send_events(
                 await ws.send_str(frame.model_dump_json())
             for entry in entries:
                 if call_id is None or entry.event.call_id == call_id:
-                    frame = m.EventFrame(
-                        kind="event", pos=entry.pos, event=entry.event.model_dump(mode="json")
-                    )
-                    await ws.send_str(frame.model_dump_json())
+                    await _send_event(ws, entry.pos, entry.event)
                 cursor = entry.pos
             if events_.closed:
                 break
@@ -342,6 +340,24 @@ async def _send_events(
     except (ConnectionResetError, RuntimeError):
         return
     await ws.close(message=b"daemon shutting down")
+
+
+async def _send_event(ws: web.WebSocketResponse, pos: int, event: BaseEvent) -> None:
+    """One event that cannot be serialised is logged and passed over, so it can
+    neither end this stream nor every stream that replays past it."""
+    try:
+        frame = m.EventFrame(kind="event", pos=pos, event=event.model_dump(mode="json"))
+        body = frame.model_dump_json()
+    except ValueError as exc:
+        log.error(
+            "event %d (%s, call %s) cannot be sent: %s",
+            pos,
+            getattr(event, "type", "?"),
+            event.call_id,
+            type(exc).__name__,
+        )
+        return
+    await ws.send_str(body)
 
 
 def build_app(ctx: ApiContext) -> web.Application:
