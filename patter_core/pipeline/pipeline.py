@@ -159,6 +159,8 @@ class Pipeline:
             yield item
 
     async def say(self, text: str) -> None:
+        if self._closed:
+            return
         await self._supersede()
         reply = self._new_reply()
         reply.task = asyncio.create_task(self._run(reply, self._say(reply, text)))
@@ -178,11 +180,12 @@ class Pipeline:
         if self._closed:
             return
         self._closed = True
-        if self._reply is not None:
-            await self._stop(self._reply, None)
+        # Turns first, so no reply starts while the current one is being stopped.
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._reply is not None:
+            await self._stop(self._reply, None)
         if self._stream is not None:
             with contextlib.suppress(Exception):
                 await self._stream.close()
@@ -275,19 +278,25 @@ class Pipeline:
             await self._stop(self._reply, None)
 
     async def _run(self, reply: _Reply, body: Awaitable[None]) -> None:
+        """Run a reply's body, then let its audio play out; the speaker ends with this task.
+
+        If the body fails (the LLM, or a bug in ``on_message``), the failure is reported
+        and the pieces already handed to TTS still play: whole sentences, then the end of
+        the reply. On cancellation every synthesis stops.
+        """
         try:
-            await body
+            try:
+                await body
+            except ProviderError as exc:
+                self._emit(BrainFailure("llm_error", str(exc), fatal=False))
+            except Exception as exc:
+                log.exception("pipeline reply failed")
+                self._emit(BrainFailure("pipeline_error", f"{type(exc).__name__}: {exc}", False))
             if reply.speaker is not None:
                 await reply.speaker.finish()
-        except asyncio.CancelledError:
-            raise
-        except ProviderError as exc:
-            self._emit(BrainFailure("llm_error", str(exc), fatal=False))
+        finally:
             if reply.speaker is not None:
-                await reply.speaker.finish()
-        except Exception as exc:
-            log.exception("pipeline reply failed")
-            self._emit(BrainFailure("pipeline_error", f"{type(exc).__name__}: {exc}", False))
+                await reply.speaker.cancel()  # after finish() there is nothing left to stop
         self._finish(reply)
 
     def _finish(self, reply: _Reply, heard_ms: float | None = None) -> None:

@@ -416,3 +416,91 @@ async def test_malformed_tool_arguments_go_back_to_the_model_as_an_error() -> No
         await pipe.close()
     assert probe.of(ToolRequest) == []
     assert "not a valid JSON object" in json.dumps(server.seen.requests[1])
+
+
+async def test_a_failing_on_message_plays_what_it_said_and_leaves_no_task_behind() -> None:
+    """A bug in on_message after it yielded text: reported, the whole sentences it gave
+    still play before the reply ends, its speaker stops, and the next turn is answered."""
+
+    async def on_message(text: str) -> AsyncIterator[str]:
+        if text == "and now":
+            yield "All good now."
+            return
+        yield "Let me check that for you. "
+        yield "One moment"  # never completed: not spoken
+        raise RuntimeError("bug in the handler")
+
+    loop = asyncio.get_running_loop()
+    created: list[asyncio.Task[Any]] = []  # strong references: a leaked task stays visible
+
+    def record(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        created.append(task)
+        return task
+
+    previous = loop.get_task_factory()
+    loop.set_task_factory(record)
+    try:
+        stt, tts = ScriptedSTT(), FakeTTS()
+        pipe = Pipeline(stt=stt, on_message=on_message, tts=tts)
+        probe = await started(pipe)
+        stt.stream.turn("first")
+        await probe.done(count=1)
+        stt.stream.turn("again")
+        await probe.done(count=2)
+        stt.stream.turn("and now")
+        await probe.done(count=3)
+        await probe.stop()
+        await pipe.close()
+    finally:
+        loop.set_task_factory(previous)
+    pending = [t.get_coro() for t in created if not t.done()]
+    assert pending == []
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    failures = probe.of(BrainFailure)
+    assert [(f.code, f.fatal) for f in failures] == [("pipeline_error", False)] * 2
+    assert "RuntimeError: bug in the handler" in failures[0].message
+    assert tts.started == ["Let me check that for you."] * 2 + ["All good now."]
+    assert tts.closed_early == []
+    dones = probe.of(ResponseDone)
+    for done in dones:
+        # Each reply's audio all went out before its end, the failed ones' too.
+        at = [
+            n
+            for n, i in enumerate(probe.items)
+            if getattr(i, "response_id", None) == done.response_id
+        ]
+        audio = [n for n in at if isinstance(probe.items[n], AgentAudio)]
+        assert audio and max(audio) < probe.items.index(done)
+    finals = [t.text for t in probe.of(AgentText) if t.final]
+    assert finals == ["Let me check that for you."] * 2 + ["All good now."]
+    assert [(m.role, m.content) for m in pipe.history[1:]] == [
+        ("user", "first"),
+        ("assistant", "Let me check that for you."),
+        ("user", "again"),
+        ("assistant", "Let me check that for you."),
+        ("user", "and now"),
+        ("assistant", "All good now."),
+    ]
+
+
+async def test_close_while_a_failed_reply_still_plays_stops_its_synthesis() -> None:
+    async def on_message(text: str) -> AsyncIterator[str]:
+        yield "Let me check that for you. "
+        raise RuntimeError("bug in the handler")
+
+    stt, tts = ScriptedSTT(), FakeTTS()
+    held = asyncio.Event()
+    tts.hold["Let me check that for you."] = held
+    pipe = Pipeline(stt=stt, on_message=on_message, tts=tts)
+    probe = await started(pipe)
+    stt.stream.turn("first")
+    await probe.until(lambda items: any(isinstance(i, BrainFailure) for i in items))
+    await probe.until(lambda items: any(isinstance(i, AgentAudio) for i in items))
+    await probe.stop()
+    await pipe.close()
+    await pipe.say("Anyone there?")  # after close: nothing starts
+    assert tts.closed_early == ["Let me check that for you."]
+    assert tts.started == ["Let me check that for you."]
+    assert asyncio.all_tasks() == {asyncio.current_task()}
