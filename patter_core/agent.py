@@ -41,11 +41,15 @@ class Agent:
     vad: VadKind = "webrtc"
     name: str = "agent"
     apology: str = DEFAULT_APOLOGY  # spoken if the brain fails mid-call; "" for silence
+    # This agent's own reply handler (pipeline mode, instead of llm=); without
+    # one, the agent uses the on_message given to serve(), if any.
+    on_message: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         pipeline = any(x is not None for x in (self.stt, self.llm, self.tts))
         if self.engine is not None and pipeline:
             raise ValueError("give either engine= or a pipeline (stt=, llm=, tts=), not both")
+        self._check_handler()
         if self.engine is None and not pipeline:
             raise ValueError("an agent needs engine= (e.g. OpenAIRealtime()) or stt= and tts=")
         if pipeline and (self.stt is None or self.tts is None):
@@ -87,12 +91,34 @@ class Agent:
             apology=self.apology,
         )
 
+    def reply_handler(self, fallback: Callable[..., Any] | None) -> Callable[..., Any] | None:
+        """The on_message this agent's calls use: its own, else serve()'s, and
+        none at all for an agent that has an LLM or is an engine."""
+        if not self.is_pipeline or self.llm is not None:
+            return None
+        return self.on_message or fallback
+
+    def _check_handler(self) -> None:
+        if self.on_message is not None and (self.llm is not None or not self.is_pipeline):
+            raise ValueError("on_message= replaces llm= in pipeline mode: give one of them")
+
+    def check_servable(self, fallback: Callable[..., Any] | None) -> None:
+        """Refuse, before any call arrives, an agent that could not answer one."""
+        self._check_handler()
+        if self.is_pipeline and self.llm is None and self.reply_handler(fallback) is None:
+            raise ValueError(
+                f"agent {self.name!r} has stt= and tts= but nothing to reply with: "
+                "give it llm=, or on_message= (here or in serve())"
+            )
+
     def create_brain(self, on_message: Callable[..., Any] | None = None) -> Brain:
-        """A fresh brain for one call."""
+        """A fresh brain for one call; ``on_message`` is serve()'s handler, if any."""
         if not self.is_pipeline:
             if isinstance(self.engine, BrainFactory):
                 return self.engine.create_brain()
             return cast(Brain, copy.copy(self.engine))
         pipeline = importlib.import_module("patter_core.pipeline")
-        brain = pipeline.Pipeline(stt=self.stt, llm=self.llm, tts=self.tts, on_message=on_message)
+        brain = pipeline.Pipeline(
+            stt=self.stt, llm=self.llm, tts=self.tts, on_message=self.reply_handler(on_message)
+        )
         return cast(Brain, brain)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from patter_core.audio.formats import AudioFormat
+from patter_core.audio.formats import PCM16_16K, AudioFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +135,51 @@ class Brain(Protocol):
     async def send_tool_result(self, tool_call_id: str, result: Any) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class UnbuiltBrain:
+    """Stands in for a brain that could not even be built for this call.
+
+    The call still runs through its session, so the caller hears the apology
+    and the history says why (an ``engine_start`` error, then ``call.ended``
+    with ``engine_error``), instead of a media socket closed on a silent line.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    @property
+    def input_format(self) -> AudioFormat:
+        return PCM16_16K
+
+    @property
+    def output_format(self) -> AudioFormat:
+        return PCM16_16K
+
+    async def start(self, ctx: BrainContext) -> None:
+        raise RuntimeError(self.reason)
+
+    async def push_audio(self, payload: bytes) -> None:
+        return None
+
+    async def push_dtmf(self, digit: str) -> None:
+        return None
+
+    def caller_speaking(self, speaking: bool, ago_s: float = 0.0) -> None:
+        return None
+
+    async def outputs(self) -> AsyncIterator[BrainOutput]:
+        return
+        yield
+
+    async def say(self, text: str) -> None:
+        return None
+
+    async def interrupt(self, heard_ms: float) -> None:
+        return None
+
+    async def send_tool_result(self, tool_call_id: str, result: Any) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

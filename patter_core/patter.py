@@ -17,6 +17,7 @@ from typing import Any
 
 from patter_core.agent import Agent
 from patter_core.audio.dtmf import dtmf_tones
+from patter_core.brain import Brain, UnbuiltBrain
 from patter_core.bus import EventBus
 from patter_core.carriers.base import CarrierControl, CarrierError, CarrierLeg
 from patter_core.carriers.telnyx import Carrier as TelnyxCarrier
@@ -24,7 +25,7 @@ from patter_core.carriers.telnyx import TelnyxControl, TelnyxRoutes
 from patter_core.carriers.twilio import Carrier as TwilioCarrier
 from patter_core.carriers.twilio import TwilioControl, TwilioRoutes
 from patter_core.dashboard import Dashboard, DashboardAuth, check_bind
-from patter_core.events import CallEnded, CallStarted
+from patter_core.events import CallEnded, CallStarted, ErrorEvent
 from patter_core.guardrails import Guardrail
 from patter_core.pricing import Pricing
 from patter_core.server.app import AtCapacity, CarrierRoutes, PatterServer, ServerConfig
@@ -57,11 +58,14 @@ class _CallControls:
     phone: Patter
     record: CallRecord
     leg: CarrierLeg
+    handed_off: bool = False  # hung up or transferred: the carrier knows the call is over
 
     async def transfer(self, number: str) -> None:
         await self.phone._control_or_raise().transfer(self.record.carrier_call_id, number)
+        self.handed_off = True
 
     async def hangup(self) -> None:
+        self.handed_off = True
         control = self.phone._control
         if control is not None and self.record.carrier_call_id:
             try:
@@ -144,6 +148,7 @@ class Patter:
         vad: VadKind = "webrtc",
         name: str = "agent",
         apology: str = DEFAULT_APOLOGY,
+        on_message: Callable[..., Any] | None = None,
     ) -> Agent:
         return Agent(
             engine=engine,
@@ -159,6 +164,7 @@ class Patter:
             vad=vad,
             name=name,
             apology=apology,
+            on_message=on_message,
         )
 
     # --- readiness ------------------------------------------------------------------
@@ -207,6 +213,8 @@ class Patter:
                 raise ValueError("llm= and on_message are mutually exclusive: use one of them")
             if on_message is not None and not agent.is_pipeline:
                 raise ValueError("on_message works in pipeline mode (stt= and tts=), not engines")
+            for served in (agent, *self.routes.values()):
+                served.check_servable(on_message)
             if tunnel and self.webhook_url:
                 raise ValueError("webhook_url and tunnel are mutually exclusive: pass one of them")
             self._agent = agent
@@ -308,12 +316,53 @@ class Patter:
         return task
 
     async def _on_stream(self, leg: CarrierLeg, record: CallRecord) -> None:
+        try:
+            session = self._new_session(leg, record)
+        except Exception as exc:
+            log.exception("call %s: could not set up its session", record.call_id)
+            await self._end_unserved(record, leg, f"call setup failed: {type(exc).__name__}")
+            return
+        if session is None:
+            await self._end_unserved(record, leg, "no agent serves this number")
+            return
+        controls = session.controls
+        assert isinstance(controls, _CallControls)
+        record.started_published = True
+        record.session = session
+        self.sessions[record.call_id] = session
+        # An outbound call was dialled with recording on; only an answered one needs asking.
+        if (
+            self._serve_opts.get("recording")
+            and record.direction == "inbound"
+            and self._control is not None
+            and self.server is not None
+        ):
+            self._spawn(self._record(record))
+        try:
+            await session.run()
+            if session.ended_reason != "hangup" and not controls.handed_off:
+                await self._hang_up_after_stream(controls)
+        finally:
+            record.ended_published = True
+            self.sessions.pop(record.call_id, None)
+            assert self.server is not None
+            self.server.registry.mark_ended(record)
+
+    async def _hang_up_after_stream(self, controls: _CallControls) -> None:
+        """The session ended on our side (a failed brain, a dropped socket, a
+        shutdown): make sure the line is released too. Twilio ends the call with
+        the stream, as its TwiML has nothing after it; a Telnyx call outlives its
+        stream, and a caller would sit in silence, billed, until they hung up."""
+        control = self._control
+        if control is not None and not control.stream_end_ends_call:
+            await controls.hangup()
+
+    def _new_session(self, leg: CarrierLeg, record: CallRecord) -> CallSession | None:
         agent: Agent | None = (
             record.options.get("agent") or self.routes.get(record.callee) or self._agent
         )
         if agent is None:
-            await leg.close()
-            return
+            return None
         opts = self._serve_opts
         voicemail = record.options.get("voicemail_message") or opts.get("voicemail_message", "")
         config = agent.session_config(
@@ -330,9 +379,15 @@ class Patter:
             amd_pending=bool(record.options.get("machine_detection"))
             and record.amd_verdict is None,
         )
-        session = CallSession(
+        try:
+            brain: Brain = agent.create_brain(opts.get("on_message"))
+        except Exception as exc:
+            # The session still runs, so the caller is apologised to and hung up on.
+            log.error("call %s: agent %r has no brain: %s", record.call_id, agent.name, exc)
+            brain = UnbuiltBrain(f"{agent.name}: {exc}")
+        return CallSession(
             leg,
-            agent.create_brain(opts.get("on_message")),
+            brain,
             self.bus,
             config,
             info,
@@ -340,18 +395,15 @@ class Patter:
             on_machine_detection=record.options.get("on_machine_detection"),
             announce_start=not record.started_published,
         )
-        record.started_published = True
-        record.session = session
-        self.sessions[record.call_id] = session
-        if opts.get("recording") and self._control is not None and self.server is not None:
-            self._spawn(self._record(record))
-        try:
-            await session.run()
-        finally:
-            record.ended_published = True
-            self.sessions.pop(record.call_id, None)
-            assert self.server is not None
-            self.server.registry.mark_ended(record)
+
+    async def _end_unserved(self, record: CallRecord, leg: CarrierLeg, why: str) -> None:
+        """A call whose session could not even be made: hang it up and record why,
+        so it neither holds a line nor a ``max_calls`` place, nor vanishes."""
+        assert self.server is not None
+        self.server.ensure_started(record)
+        self.bus.publish(ErrorEvent(call_id=record.call_id, code="setup", message=why, fatal=True))
+        await _CallControls(self, record, leg).hangup()
+        self.server.end_unstreamed(record, "setup_failed", "failed")
 
     async def _record(self, record: CallRecord) -> None:
         assert self._control is not None and self.server is not None
@@ -385,6 +437,8 @@ class Patter:
                 f"at capacity (max_calls={self.max_calls}); try again when a call ends"
             )
         control = self._control_or_raise()
+        if agent is not None:
+            agent.check_servable(self._serve_opts.get("on_message"))
         require_e164(to, "to")
         caller = from_number or self.phone_number
         require_e164(caller, "from_number")

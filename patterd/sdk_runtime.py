@@ -110,21 +110,23 @@ def _pick(kind: str, classes: dict[str, Callable[..., Any]], name: str) -> Calla
     return classes[name]
 
 
-def build_agent(
-    phone: Patter, name: str, spec: AgentConfig, credentials: Credentials
-) -> tuple[Agent, Any]:
-    """The agent for one ``[agents.NAME]`` table, and its ``on_message`` if any."""
-    on_message = None
+def build_agent(phone: Patter, name: str, spec: AgentConfig, credentials: Credentials) -> Agent:
+    """The agent for one ``[agents.NAME]`` table; an ``on_message`` handler
+    travels on the agent, so each agent answers with its own."""
     if spec.agent is not None:
         obj = resolve_python_agent(spec.agent)
         if callable(obj) and not isinstance(obj, Agent):
             obj = obj(phone)
+        on_message = None
         if isinstance(obj, tuple):
             obj, on_message = obj
         if not isinstance(obj, Agent):
             raise RuntimeFailure(f"{spec.agent} must be an Agent or return one")
         obj.name = name
-        return obj, on_message
+        if on_message is not None:
+            obj.on_message = on_message
+        _check(obj)
+        return obj
     tools = [
         Tool(name=t.name, description=t.description, parameters=t.parameters, webhook_url=t.url)
         for t in spec.tools
@@ -142,17 +144,29 @@ def build_agent(
         "name": name,
     }
     if spec.engine == "echo":
-        return phone.agent(engine=EchoEngine(), **common), None
+        return phone.agent(engine=EchoEngine(), **common)
     if spec.engine is not None:
-        return phone.agent(engine=_engine(spec, credentials), **common), None
+        return phone.agent(engine=_engine(spec, credentials), **common)
     assert spec.pipeline is not None
     stt = _stt(spec.pipeline.stt.provider, spec.pipeline.stt.options)
     tts = _tts(spec.pipeline.tts.provider, spec.pipeline.tts.options)
     if spec.pipeline.llm.provider == "on_message":
-        handler = resolve_python_agent(str(spec.pipeline.llm.options.get("handler", "")))
-        return phone.agent(stt=stt, tts=tts, **common), handler
+        ref = str(spec.pipeline.llm.options.get("handler", ""))
+        handler = resolve_python_agent(ref)
+        if not callable(handler):
+            raise RuntimeFailure(f"handler {ref} is not a function")
+        return phone.agent(stt=stt, tts=tts, on_message=handler, **common)
     llm = _llm(spec.pipeline.llm.provider, spec.pipeline.llm.options, credentials)
-    return phone.agent(stt=stt, llm=llm, tts=tts, **common), None
+    return phone.agent(stt=stt, llm=llm, tts=tts, **common)
+
+
+def _check(agent: Agent) -> None:
+    """An agent that could not answer a call is a config error at load, not a
+    failure on every call to its number."""
+    try:
+        agent.check_servable(None)
+    except ValueError as exc:
+        raise RuntimeFailure(str(exc)) from None
 
 
 class SdkRuntime:
@@ -163,7 +177,7 @@ class SdkRuntime:
         self._task: asyncio.Task[None] | None = None
         self.phone = self._make_phone(config)
         self.store: CallStore = _NoStore()  # type: ignore[assignment]
-        self.agents: dict[str, tuple[Agent, Any]] = {}
+        self.agents: dict[str, Agent] = {}
 
     def _make_phone(self, config: DaemonConfig) -> Patter:
         carrier: Twilio | Telnyx | None = None
@@ -204,9 +218,9 @@ class SdkRuntime:
             for name, spec in config.agents.items()
         }
         self.agents = agents
-        self.phone.routes = {number: agents[name][0] for number, name in config.numbers.items()}
+        self.phone.routes = {number: agents[name] for number, name in config.numbers.items()}
 
-    def _default(self) -> tuple[Agent, Any]:
+    def _default(self) -> Agent:
         name = self.config.default_agent or next(iter(self.config.numbers.values()), None)
         if name is None and self.agents:
             name = next(iter(self.agents))
@@ -216,10 +230,7 @@ class SdkRuntime:
 
     async def start(self) -> None:
         self._load_agents(self.config)
-        agent, on_message = self._default()
-        handlers = {a[1] for a in self.agents.values() if a[1] is not None}
-        if len(handlers) > 1:
-            log.warning("several on_message handlers configured; only the default agent's is used")
+        agent = self._default()
         # With a token the dashboard is served on any bind and asks for it; without one
         # only where an open one is allowed (a loopback bind), rather than refuse to start.
         token = self.credentials.get(DASHBOARD_TOKEN) or ""
@@ -234,7 +245,6 @@ class SdkRuntime:
             self.phone.serve(
                 agent,
                 port=self.config.server.port,
-                on_message=on_message,
                 dashboard=dashboard,
                 dashboard_token=token,
             )
@@ -275,7 +285,7 @@ class SdkRuntime:
         if agent is not None:
             if agent not in self.agents:
                 raise UnknownAgent(f"unknown agent {agent!r}")
-            chosen = self.agents[agent][0]
+            chosen = self.agents[agent]
         try:
             return await self.phone.call(to=to, agent=chosen, first_message=first_message or "")
         except SdkAtCapacity as exc:

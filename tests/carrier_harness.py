@@ -46,7 +46,11 @@ class TwilioAdapter:
 
     def dial(self) -> dict[str, Any]:
         form = self.sim.requests_of("create_call")[0]["form"]
-        return {"amd": "MachineDetection" in form, "ring_timeout": form.get("Timeout")}
+        return {
+            "amd": "MachineDetection" in form,
+            "ring_timeout": form.get("Timeout"),
+            "record": form.get("Record") == "true",
+        }
 
     async def outbound_stream(self, call_id: str, phone: Patter) -> SimulatedCall:
         assert phone.server is not None
@@ -126,7 +130,11 @@ class TelnyxAdapter:
         body = self.sim.commands_of("dial")[0]["body"]
         amd = body.get("answering_machine_detection", "disabled") != "disabled"
         timeout = body.get("timeout_secs")
-        return {"amd": amd, "ring_timeout": None if timeout is None else str(timeout)}
+        return {
+            "amd": amd,
+            "ring_timeout": None if timeout is None else str(timeout),
+            "record": body.get("record") == "record-from-answer",
+        }
 
     async def outbound_stream(self, call_id: str, phone: Patter) -> SimulatedCall:
         assert phone.server is not None

@@ -17,6 +17,15 @@ from tests.carrier_harness import CALLER, NUMBER, carrier_rig
 CARRIERS = ["twilio", "telnyx"]
 
 
+async def line_released(rig) -> None:
+    """The call's record ends only after our side's hang-up request, if any, is done."""
+    server = rig.phone.server
+    async with asyncio.timeout(10):
+        while server.registry.live():
+            await asyncio.sleep(0.02)
+    await rig.sim.settle()
+
+
 def best_snr(sent: np.ndarray, heard: np.ndarray) -> float:
     """SNR of ``heard`` against ``sent`` at the lag where they line up best."""
     n = len(sent)
@@ -80,7 +89,7 @@ async def test_outbound_call_with_amd_reports_the_machine_once(kind):
     )
     async with carrier_rig(kind, **amd) as rig:
         call_id = await rig.phone.call(to="+15550004444", on_machine_detection=verdicts.append)
-        assert rig.carrier.dial() == {"amd": True, "ring_timeout": "25"}
+        assert rig.carrier.dial() == {"amd": True, "ring_timeout": "25", "record": False}
         started = await rig.next_event("call.started")
         assert started.call_id == call_id and started.direction == "outbound"
         result = await rig.next_event("amd.result")
@@ -97,7 +106,7 @@ async def test_outbound_call_without_amd_or_ring_timeout(kind):
         call_id = await rig.phone.call(
             to="+15550004444", machine_detection=False, ring_timeout=None
         )
-        assert rig.carrier.dial() == {"amd": False, "ring_timeout": None}
+        assert rig.carrier.dial() == {"amd": False, "ring_timeout": None, "record": False}
         stream = await rig.carrier.outbound_stream(call_id, rig.phone)
         await rig.next_event("call.answered")
         await stream.hangup()
@@ -135,6 +144,60 @@ async def test_recording_starts_and_its_callback_becomes_an_event(kind):
         assert ready.recording_id and ready.url  # type: ignore[attr-defined]
         assert ready.duration_s == 3  # type: ignore[attr-defined]
         assert rig.carrier.recordings_started() == 1
+
+
+async def test_an_outbound_call_is_recorded_once(kind):
+    """Dialled with recording on, so the carrier is not asked a second time
+    once it answers (that made two recordings of every outbound call)."""
+    async with carrier_rig(kind, serve_kwargs={"recording": True}) as rig:
+        call_id = await rig.phone.call(to="+15550004444", machine_detection=False)
+        stream = await rig.carrier.outbound_stream(call_id, rig.phone)
+        ready = await rig.next_event("recording.ready")
+        assert ready.call_id == call_id and ready.url  # type: ignore[attr-defined]
+        assert rig.carrier.dial()["record"] is True
+        await stream.hangup()
+        await rig.next_event("call.ended")
+        assert rig.carrier.recordings_started() == 0
+        assert not [e for e in rig.drain() if e.type == "recording.ready"]
+
+
+class _EngineThatCannotStart:
+    """An engine configuration that fails to make a brain (a bad option, say)."""
+
+    def create_brain(self) -> None:
+        raise RuntimeError("no such voice: 'zz'")
+
+
+async def test_a_brain_that_cannot_be_built_apologises_and_is_recorded(kind):
+    def broken(phone):
+        return phone.agent(engine=_EngineThatCannotStart(), name="broken")
+
+    async with carrier_rig(kind, broken) as rig:
+        call = await rig.carrier.inbound_call(CALLER)
+        error = await rig.next_event("error")
+        assert error.code == "engine_start" and "no such voice" in error.message  # type: ignore[attr-defined]
+        ended = await rig.next_event("call.ended")
+        assert ended.reason == "engine_error"  # type: ignore[attr-defined]
+        await call.wait_closed()
+        assert len(call.heard) > 8000, "the caller heard the apology, not silence"
+        await line_released(rig)
+        # Twilio's call ends with the stream; a Telnyx call must be hung up.
+        assert rig.carrier.hangups() == (1 if kind == "telnyx" else 0)
+
+
+async def test_a_call_our_side_ends_does_not_leave_the_line_up(kind):
+    """A shutdown (or a dropped brain) ends the session on our side; on Telnyx
+    the call outlived its stream and the caller sat in silence until they hung up."""
+    async with carrier_rig(kind) as rig:
+        call = await rig.carrier.inbound_call(CALLER)
+        await rig.next_event("call.answered")
+        session = next(iter(rig.phone.sessions.values()))
+        session.end("shutdown")
+        ended = await rig.next_event("call.ended")
+        assert ended.reason == "shutdown"  # type: ignore[attr-defined]
+        await call.wait_closed()
+        await line_released(rig)
+        assert rig.carrier.hangups() == (1 if kind == "telnyx" else 0)
 
 
 async def test_agent_side_hangup(kind):
@@ -175,7 +238,9 @@ async def test_dropped_socket_ends_the_call_as_interrupted(kind):
         await call.drop()
         ended = await rig.next_event("call.ended")
         assert isinstance(ended, CallEnded) and ended.reason == "interrupted"
-        assert rig.phone.server is not None and not rig.phone.server.registry.live()
+        await line_released(rig)
+        # The stream dropped, not the call: a Telnyx line is hung up rather than left open.
+        assert rig.carrier.hangups() == (1 if kind == "telnyx" else 0)
 
 
 async def test_a_call_past_max_calls_hears_busy_and_stays_in_the_history(kind):
@@ -221,3 +286,26 @@ async def test_a_draining_server_refuses_new_callers_with_busy(kind):
         ended = await rig.next_event("call.ended")
         assert (ended.reason, ended.status) == ("draining", "busy")  # type: ignore[attr-defined]
         assert not rig.sim.streams and not rig.phone.server.registry.live()
+
+
+async def test_a_session_that_cannot_be_set_up_is_hung_up_and_recorded(kind):
+    """Whatever breaks building the session (here an agent edited into a bad
+    state after serve() checked it) ends the call, recorded, not a live record
+    holding a max_calls place forever."""
+    async with carrier_rig(kind) as rig:
+        assert rig.phone._agent is not None
+        rig.phone._agent.tools = ["not a tool"]  # type: ignore[list-item]
+        call = await rig.carrier.inbound_call(CALLER)
+        error = await rig.next_event("error")
+        assert error.code == "setup" and "failed" in error.message  # type: ignore[attr-defined]
+        ended = await rig.next_event("call.ended")
+        assert (ended.reason, ended.status) == ("setup_failed", "failed")  # type: ignore[attr-defined]
+        await call.wait_closed()
+        await line_released(rig)
+        assert rig.carrier.hangups() == 1
+        store = rig.phone.store
+        assert store is not None
+        async with asyncio.timeout(5):
+            while (stored := store.get_call(ended.call_id)) is None or not stored["ended_at"]:
+                await asyncio.sleep(0.05)
+        assert stored["status"] == "failed" and stored["reason"] == "setup_failed"

@@ -255,3 +255,40 @@ def test_daemon_config_for_a_simulated_carrier_is_a_valid_patterd_config() -> No
     assert demo.numbers == {"+15550001234": "receptionist"}
     pipeline = demo.agents["receptionist"].pipeline
     assert pipeline is not None and pipeline.llm.provider == "on_message"
+
+
+async def second_desk(text: str) -> str:
+    return f"second desk: {text}"
+
+
+def test_each_on_message_agent_keeps_its_own_handler() -> None:
+    """Several agents with handlers used to share the default agent's (with a
+    warning); each now carries its own, and one with nothing to reply with is
+    refused when the config is loaded."""
+    from patter_core import Patter, Twilio
+    from patter_core.demo import receptionist
+    from patterd.credentials import Credentials
+    from patterd.runtime import RuntimeFailure
+    from patterd.sdk_runtime import build_agent
+
+    text = (
+        '[agents.front.pipeline]\nstt = "local"\ntts = "local"\n'
+        'llm = { provider = "on_message", options = '
+        '{ handler = "patter_core.demo:receptionist" } }\n'
+        '[agents.back.pipeline]\nstt = "local"\ntts = "local"\n'
+        'llm = { provider = "on_message", options = '
+        '{ handler = "tests.test_daemon_units:second_desk" } }\n'
+    )
+    config = parse_config(text, Path("c.toml"))
+    phone = Patter(carrier=Twilio("AC" + "0" * 32, "t"), phone_number="+15550001234")
+    creds = Credentials(environ={})
+    front = build_agent(phone, "front", config.agents["front"], creds)
+    back = build_agent(phone, "back", config.agents["back"], creds)
+    assert front.reply_handler(None) is receptionist
+    assert back.reply_handler(receptionist) is second_desk
+    mute = phone.agent(stt=front.stt, tts=front.tts)
+    with pytest.raises(ValueError, match="nothing to reply with"):
+        mute.check_servable(None)
+    python_agent = parse_config('[agents.p]\nagent = "string:ascii_letters"\n', Path("c.toml"))
+    with pytest.raises(RuntimeFailure, match="must be an Agent"):
+        build_agent(phone, "p", python_agent.agents["p"], creds)

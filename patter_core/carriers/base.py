@@ -113,6 +113,9 @@ class CarrierControl(Protocol):
     """The REST side of a carrier. Every method has a timeout and raises CarrierError."""
 
     name: str
+    # Whether closing our media stream ends the call (Twilio: nothing follows the
+    # stream in its TwiML) or leaves it up until hung up through the API (Telnyx).
+    stream_end_ends_call: bool
 
     async def place_call(
         self,

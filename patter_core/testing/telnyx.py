@@ -469,6 +469,10 @@ class SimulatedTelnyx:
             await self.post_call_event(ccid, "call.answered", {"state": "answered"})
             if body.get("stream_url") and self.calls[ccid]["alive"]:
                 await self.open_stream(ccid, body)
+            if body.get("record") == "record-from-answer":
+                # Recorded from the answer on; saved here rather than at the
+                # hang-up, as the simulator keeps no recording of its own.
+                self._spawn(self._recording_saved(ccid, body.get("record_format", "wav")))
             amd = body.get("answering_machine_detection", "disabled")
             if amd != "disabled" and self.amd_result is not None:
                 await asyncio.sleep(self.amd_delay_s)

@@ -545,6 +545,12 @@ class SimulatedTwilio:
             if status_url:
                 await self.post_webhook(status_url, {**base, "CallStatus": "in-progress"})
             await self._answer(form["Url"], {**base, "CallStatus": "in-progress"})
+            if form.get("Record") == "true" and form.get("RecordingStatusCallback"):
+                # Recorded from the answer on (RecordingSource OutboundAPI); reported
+                # here rather than at the hang-up, as no real recording is kept.
+                self._spawn(
+                    self._recording_done(form["RecordingStatusCallback"], call, "OutboundAPI")
+                )
             amd_url = form.get("AsyncAmdStatusCallback")
             if amd_url and self.answered_by is not None:
                 await asyncio.sleep(self.amd_delay_s)
@@ -613,27 +619,32 @@ class SimulatedTwilio:
         if denied is not None:
             return denied
         sid = request.match_info["sid"]
-        rec_sid = _sid("RE")
         callback = entry["form"].get("RecordingStatusCallback")
+        rec_sid = _sid("RE")
         if callback:
-            self._spawn(
-                self.post_webhook(
-                    callback,
-                    {
-                        "AccountSid": self.account_sid,
-                        "CallSid": sid,
-                        "RecordingSid": rec_sid,
-                        "RecordingUrl": f"{self.api_url}/Recordings/{rec_sid}",
-                        "RecordingStatus": "completed",
-                        "RecordingDuration": "3",
-                        "RecordingChannels": "1",
-                        "RecordingSource": "StartCallRecordingAPI",
-                    },
-                )
-            )
+            call = self.calls.get(sid, {"sid": sid})
+            self._spawn(self._recording_done(callback, call, "StartCallRecordingAPI", rec_sid))
         body: dict[str, Any] = {"sid": rec_sid, "call_sid": sid, "account_sid": self.account_sid}
         body |= {"status": "in-progress", "source": "StartCallRecordingAPI", "channels": 1}
         return web.json_response(body, status=201)
+
+    async def _recording_done(
+        self, callback: str, call: dict[str, Any], source: str, rec_sid: str = ""
+    ) -> None:
+        rec_sid = rec_sid or _sid("RE")
+        await self.post_webhook(
+            callback,
+            {
+                "AccountSid": self.account_sid,
+                "CallSid": call["sid"],
+                "RecordingSid": rec_sid,
+                "RecordingUrl": f"{self.api_url}/Recordings/{rec_sid}",
+                "RecordingStatus": "completed",
+                "RecordingDuration": "3",
+                "RecordingChannels": "1",
+                "RecordingSource": source,
+            },
+        )
 
     async def _list_numbers(self, request: web.Request) -> web.Response:
         _, denied = await self._record(request, "list_numbers")

@@ -61,6 +61,7 @@ def stream_params(stream_url: str, codec: str, sample_rate: int | None = None) -
 
 class TelnyxControl:
     name = "telnyx"
+    stream_end_ends_call = False
 
     def __init__(self, carrier: Carrier, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         carrier.require()

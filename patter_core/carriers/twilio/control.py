@@ -44,6 +44,7 @@ def _page_error(exc: TwilioException) -> tuple[int | None, int | None, str]:
 
 class TwilioControl:
     name = "twilio"
+    stream_end_ends_call = True
 
     def __init__(self, carrier: Carrier, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         carrier.require()
