@@ -55,3 +55,22 @@ def test_patterd_with_a_missing_config_fails_clearly(tmp_path):
     assert done.returncode != 0
     assert "file not found" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_seeds_imports_work_from_the_package_root() -> None:
+    """The product pages write ``from getpatter import DeepgramSTT, ...``."""
+    import patter_core
+    from patter_core import AnthropicLLM, DeepgramSTT, ElevenLabsTTS, Patter, Twilio
+    from patter_core.providers import llm, stt, tts
+
+    assert (DeepgramSTT, AnthropicLLM, ElevenLabsTTS) == (
+        stt.DeepgramSTT,
+        llm.AnthropicLLM,
+        tts.ElevenLabsTTS,
+    )
+    assert Patter and Twilio
+    for module in (stt, tts, llm):
+        for name in module.__all__:
+            if name != "StreamSettings":
+                assert getattr(patter_core, name) is getattr(module, name), name
+    assert all(hasattr(patter_core, name) for name in patter_core.__all__)
