@@ -2,12 +2,20 @@
 
 A vendor fake supplies a ``Vendor``: how the key is checked, what the server
 says on the first audio, at a full turn, on a text control frame, and at close.
+
+Besides ``FakeServer``'s modes, two hang the first connection (a reconnect finds
+a healthy server): ``deaf`` stops reading the socket at the first audio frame, so
+TCP backpressure stalls the client's sends; ``silent`` keeps reading but answers
+nothing, not even pings (a hung vendor or a half-open path).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +24,8 @@ from aiohttp import WSMsgType, web
 from tests.fakes.servers import FakeServer
 
 TURN_BYTES = 32000  # one second of 16 kHz PCM16 ends an utterance
+DEAF_RCVBUF = 4096  # the deaf server's receive buffer: the client's sends stall sooner
+HANG_MAX_S = 5.0  # a hung connection is dropped after this, so a failing test still ends
 
 Msgs = list[Any]  # dicts go out as JSON, strings as text frames, a ``Close`` ends it
 
@@ -51,9 +61,13 @@ def stt_server(vendor: Vendor, text: str = "hello there") -> FakeServer:
         header_ok = vendor.header_ok(request, fake.key)
         if not header_ok and vendor.header_reject is None:
             return web.json_response({"error": "unauthorized"}, status=401)
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
         first = fake.seen.connections == 1
+        deaf = fake.mode == "deaf" and first
+        silent = fake.mode == "silent" and first
+        if deaf:
+            _shrink_receive_buffer(request)
+        ws = web.WebSocketResponse(autoping=not silent)
+        await ws.prepare(request)
         configured = vendor.first_ok is None
         got = 0
         frames = 0
@@ -81,6 +95,10 @@ def stt_server(vendor: Vendor, text: str = "hello there") -> FakeServer:
             await ws.close()
         elif configured:
             await begin()
+
+        if silent:
+            await hang(request, read_silently(ws))
+            return ws
 
         async for msg in ws:  # ends at once if the socket was closed above
             if msg.type is WSMsgType.TEXT:
@@ -114,6 +132,9 @@ def stt_server(vendor: Vendor, text: str = "hello there") -> FakeServer:
                 frames += 1
                 fake.seen.audio_bytes += len(msg.data)
                 fake.poke()
+                if deaf:  # never calls ``receive`` again; the client's sends back up
+                    await hang(request, fake.until(lambda seen: moved_on()))
+                    return ws
                 if fake.mode == "error" and vendor.first_ok is None:
                     await send(vendor.error)
                     await ws.close()
@@ -136,8 +157,35 @@ def stt_server(vendor: Vendor, text: str = "hello there") -> FakeServer:
         fake.poke()
         return ws
 
+    def moved_on() -> bool:
+        """The client reconnected, or the test let the deaf connection go."""
+        return fake.seen.connections >= 2 or fake.mode != "deaf"
+
+    async def read_silently(ws: web.WebSocketResponse) -> None:
+        """Read on (pings included, ``autoping`` is off), answer nothing."""
+        async for msg in ws:
+            if msg.type is WSMsgType.BINARY:
+                fake.seen.audio_bytes += len(msg.data)
+                fake.poke()
+
+    async def hang(request: web.Request, until: Awaitable[None]) -> None:
+        """Keep the connection hung until ``until`` or ``HANG_MAX_S``, then reset it."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HANG_MAX_S):
+                await until
+        if request.transport is not None:
+            request.transport.abort()
+        fake.seen.disconnected = True
+        fake.poke()
+
     fake = FakeServer({vendor.path: ("GET", handle)})
     return fake
+
+
+def _shrink_receive_buffer(request: web.Request) -> None:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DEAF_RCVBUF)
 
 
 def is_json(data: str, **fields: Any) -> bool:
