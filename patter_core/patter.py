@@ -124,6 +124,7 @@ class Patter:
         self._agent: Agent | None = None
         self._serve_opts: dict[str, Any] = {}
         self._ready: asyncio.Future[str] | None = None
+        self._tunnel_ready: asyncio.Future[str] | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tunnel: Tunnel | None = None
@@ -175,6 +176,15 @@ class Patter:
         if self._ready is None:
             self._ready = asyncio.get_running_loop().create_future()
         return self._ready
+
+    @property
+    def tunnel_ready(self) -> asyncio.Future[str]:
+        """Resolves to the public host as soon as it is known (the tunnel is up),
+        before the server listens: enough to register a webhook by hand, too early
+        for ``call()``, whose answer could race the server's start. Use ``ready``."""
+        if self._tunnel_ready is None:
+            self._tunnel_ready = asyncio.get_running_loop().create_future()
+        return self._tunnel_ready
 
     def _control_or_raise(self) -> CarrierControl:
         if self._control is None:
@@ -236,9 +246,10 @@ class Patter:
             )
             self._spawn(runner.run())
         except BaseException as exc:
-            if not ready.done():
-                ready.set_exception(exc)
-                ready.exception()  # retrieved here, so an unawaited ready never warns
+            for future in (ready, self.tunnel_ready):
+                if not future.done():
+                    future.set_exception(exc)
+                    future.exception()  # retrieved here, so an unawaited one never warns
             await self._shutdown()
             raise
         ready.set_result(host)
@@ -264,6 +275,8 @@ class Patter:
             public = await self._tunnel.start(port)
         if not public:
             log.warning("no webhook_url or tunnel: carriers cannot reach this server from outside")
+        if not self.tunnel_ready.done():
+            self.tunnel_ready.set_result(public)
         carriers: list[CarrierRoutes] = []
         if self.carrier is not None:
             routes, self._control = carrier_parts(self.carrier)

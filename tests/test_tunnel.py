@@ -76,3 +76,48 @@ def test_e164_rejects(bad):
 def test_port_range(bad):
     with pytest.raises(ValueError, match="port"):
         require_port(bad)
+
+
+async def test_tunnel_ready_gives_the_host_before_the_server_is_ready():
+    import asyncio
+
+    from patter_core import EchoEngine, Patter, Twilio
+    from patter_core.testing import SimulatedTwilio
+
+    async with SimulatedTwilio() as sim:
+        phone = Patter(
+            carrier=Twilio(sim.account_sid, sim.auth_token, api_base_url=sim.api_url),
+            phone_number="+15550001234",
+            persist=False,
+        )
+        ready_when_tunnel_was = []
+        phone.tunnel_ready.add_done_callback(
+            lambda _: ready_when_tunnel_was.append(phone.ready.done())
+        )
+        task = asyncio.create_task(
+            phone.serve(phone.agent(engine=EchoEngine()), port=0, tunnel=Static(sim.public_host))
+        )
+        assert await asyncio.wait_for(phone.tunnel_ready, 10) == sim.public_host
+        assert await asyncio.wait_for(phone.ready, 10) == sim.public_host
+        assert ready_when_tunnel_was == [False]
+        await phone.disconnect()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_tunnel_ready_fails_with_the_tunnels_error():
+    import asyncio
+
+    from patter_core import EchoEngine, Patter, Twilio
+
+    phone = Patter(carrier=Twilio("AC" + "0" * 32, "t"), phone_number="+15550001234", persist=False)
+    serving = asyncio.create_task(
+        phone.serve(
+            phone.agent(engine=EchoEngine()),
+            port=0,
+            tunnel=CloudflareTunnel(binary="cloudflared-missing-xyz"),
+        )
+    )
+    with pytest.raises(TunnelError, match="cloudflared-missing-xyz"):
+        await asyncio.wait_for(phone.tunnel_ready, 10)
+    with pytest.raises(TunnelError):
+        await serving
