@@ -9,7 +9,9 @@ import platformdirs
 
 
 def default_root() -> Path:
-    return Path(platformdirs.user_data_dir("patter"))
+    """``~/.local/share/patter``, ``~/Library/Application Support/patter`` or
+    ``%LOCALAPPDATA%\\patter``: no app-author folder on Windows, as documented."""
+    return Path(platformdirs.user_data_dir("patter", appauthor=False))
 
 
 def resolve_root(persist: bool | str | os.PathLike[str] | None = None) -> Path | None:
