@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, cast, runtime_checkable
@@ -14,6 +16,11 @@ from patter_core.pricing import Pricing
 from patter_core.session.config import DEFAULT_APOLOGY, AgentConfig, VadKind
 from patter_core.session.interruption import InterruptionPolicy
 from patter_core.tools import Tool
+
+log = logging.getLogger(__name__)
+
+# How long one provider may take to close its sockets at shutdown.
+CLOSE_TIMEOUT_S = 5.0
 
 
 @runtime_checkable
@@ -122,3 +129,16 @@ class Agent:
             stt=self.stt, llm=self.llm, tts=self.tts, on_message=self.reply_handler(on_message)
         )
         return cast(Brain, brain)
+
+    async def close_providers(self) -> None:
+        """Close what this agent's STT, LLM and TTS keep open between calls (a
+        TTS's shared socket and its reader task). Only once no call uses them."""
+        for part in (self.stt, self.llm, self.tts):
+            close = getattr(part, "close", None)
+            if close is None:
+                continue
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await close()
+            except Exception as exc:
+                log.warning("agent %r: closing %s failed: %s", self.name, part, type(exc).__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from patter_core.dashboard import Dashboard, DashboardAuth, check_bind
 from patter_core.events import CallEnded, CallStarted, ErrorEvent
 from patter_core.guardrails import Guardrail
 from patter_core.pricing import Pricing
+from patter_core.providers.http import hold_shared_session, release_shared_session
 from patter_core.server.app import AtCapacity, CarrierRoutes, PatterServer, ServerConfig
 from patter_core.server.registry import CallRecord
 from patter_core.session.callbacks import Callback, CallbackRunner
@@ -129,6 +130,10 @@ class Patter:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tunnel: Tunnel | None = None
         self.sessions: dict[str, CallSession] = {}
+        self._serving: dict[str, Agent] = {}  # call id -> the agent answering it
+        self._agents: dict[int, Agent] = {}  # every agent that may hold provider sockets
+        self._call_ended = asyncio.Condition()
+        self._holds_session = False
         self.store: CallStore | None = None
 
     # --- agents ---------------------------------------------------------------
@@ -234,6 +239,11 @@ class Patter:
                 "voicemail_message": voicemail_message,
             }
             self._stop = asyncio.Event()
+            for known in (agent, *self.routes.values()):
+                self._agents[id(known)] = known
+            if not self._holds_session:
+                hold_shared_session()
+                self._holds_session = True
             self._open_store()
             dash = DashboardAuth(dashboard_token, allow_open=dashboard_allow_open)
             host = await self._start(port, tunnel or self.tunnel, dash if dashboard else None)
@@ -343,6 +353,10 @@ class Patter:
         record.started_published = True
         record.session = session
         self.sessions[record.call_id] = session
+        agent = record.options.get("agent") or self.routes.get(record.callee) or self._agent
+        if agent is not None:
+            self._serving[record.call_id] = agent
+            self._agents[id(agent)] = agent
         # An outbound call was dialled with recording on; only an answered one needs asking.
         if (
             self._serve_opts.get("recording")
@@ -358,8 +372,29 @@ class Patter:
         finally:
             record.ended_published = True
             self.sessions.pop(record.call_id, None)
+            self._serving.pop(record.call_id, None)
             assert self.server is not None
             self.server.registry.mark_ended(record)
+            async with self._call_ended:
+                self._call_ended.notify_all()
+
+    def retire(self, agents: Iterable[Agent]) -> None:
+        """Agents no longer served (a config reload replaced them): their
+        providers are closed once the last call they answer has ended."""
+        current = {id(a) for a in (self._agent, *self.routes.values()) if a is not None}
+        old = [a for a in agents if id(a) not in current]
+        if old:
+            self._spawn(self._close_when_idle(old))
+
+    async def _close_when_idle(self, agents: list[Agent]) -> None:
+        ids = {id(a) for a in agents}
+        async with self._call_ended:
+            await self._call_ended.wait_for(
+                lambda: not any(id(a) in ids for a in self._serving.values())
+            )
+        for agent in agents:
+            self._agents.pop(id(agent), None)
+            await agent.close_providers()
 
     async def _hang_up_after_stream(self, controls: _CallControls) -> None:
         """The session ended on our side (a failed brain, a dropped socket, a
@@ -527,6 +562,12 @@ class Patter:
                 await task
         if self.server is not None:
             await self.server.stop()
+        for agent in {id(a): a for a in (*self._agents.values(), *self.routes.values())}.values():
+            await agent.close_providers()
+        self._agents.clear()
+        if self._holds_session:
+            self._holds_session = False
+            await release_shared_session()
         control, self._control = self._control, None
         if control is not None:
             await control.close()

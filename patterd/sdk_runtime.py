@@ -217,8 +217,9 @@ class SdkRuntime:
             name: build_agent(self.phone, name, spec, self.credentials)
             for name, spec in config.agents.items()
         }
-        self.agents = agents
+        old, self.agents = self.agents, agents
         self.phone.routes = {number: agents[name] for number, name in config.numbers.items()}
+        self.phone.retire(old.values())
 
     def _default(self) -> Agent:
         name = self.config.default_agent or next(iter(self.config.numbers.values()), None)

@@ -1,7 +1,8 @@
 """One aiohttp ClientSession shared by every HTTP/WebSocket provider in the process.
 
-Connection reuse matters for latency (TLS handshakes per sentence add up), and a
-single owner makes shutdown simple: the daemon calls ``close_shared_session()``.
+Connection reuse matters for latency (TLS handshakes per sentence add up). Each
+serving ``Patter`` holds the session and releases it when it stops; the last one
+out closes it (``close_shared_session()`` closes it at once, for tests and tools).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import aiohttp
 
 _session: aiohttp.ClientSession | None = None
 _loop: asyncio.AbstractEventLoop | None = None
+_holders = 0
 
 
 def shared_session() -> aiohttp.ClientSession:
@@ -29,3 +31,17 @@ async def close_shared_session() -> None:
     session, _session, _loop = _session, None, None
     if session is not None and not session.closed:
         await session.close()
+
+
+def hold_shared_session() -> None:
+    """A server starts: the session must outlive its calls."""
+    global _holders
+    _holders += 1
+
+
+async def release_shared_session() -> None:
+    """A server stopped; the last one to stop closes the session."""
+    global _holders
+    _holders = max(_holders - 1, 0)
+    if _holders == 0:
+        await close_shared_session()
