@@ -152,3 +152,13 @@ def test_missing_keys_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
         OpenAITTS()
     with pytest.raises(ValueError, match="output_format"):
         ElevenLabsTTS("k", output_format="wav")
+
+
+async def test_elevenlabs_premade_voice_names_become_their_ids() -> None:
+    """The product docs write ``ElevenLabsTTS(voice_id="rachel")``; the API wants the id."""
+    async with elevenlabs_server() as fake:
+        for given, sent in (("rachel", "21m00Tcm4TlvDq8ikWAM"), ("Adam", "pNInz6obpgDQGcFmaJgB")):
+            tts = eleven(fake, voice_id=given)
+            assert b"".join([c async for c in tts.synthesize("Hi.")])
+            assert fake.seen.bodies[-1]["voice_id"] == sent
+        assert eleven(fake, voice_id="MyClonedVoice123").voice_id == "MyClonedVoice123"

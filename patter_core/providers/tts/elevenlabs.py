@@ -26,6 +26,28 @@ _FORMATS = {
 }
 
 
+# ElevenLabs' premade voices by name, so ``voice_id="rachel"`` (as the product
+# docs write it) names the voice instead of a 404; any other value is an id.
+PREMADE_VOICES = {
+    "rachel": "21m00Tcm4TlvDq8ikWAM",
+    "drew": "29vD33N1CtxCmqQRPOHJ",
+    "clyde": "2EiwWnXFnvU5JabPnv8n",
+    "paul": "5Q0t7uMcjvnagumLfvZi",
+    "aria": "9BWtsMINqrJLrRacOk9x",
+    "domi": "AZnzlk1XvdvUeBnXmlld",
+    "dave": "CYw3kZ02Hs0563khs1Fj",
+    "roger": "CwhRBWXzGAHq8TQ4Fs17",
+    "fin": "D38z5RcWu1voky8WS1ja",
+    "bella": "EXAVITQu4vr4xnSDxMaL",
+    "antoni": "ErXwobaYiN019PkySvjV",
+    "elli": "MF3mGyEYCl7XYWbV9V6O",
+    "josh": "TxGEqnHWrfWFTfGW9XjX",
+    "arnold": "VR6AewLTigWG4xSOukaG",
+    "adam": "pNInz6obpgDQGcFmaJgB",
+    "sam": "yoZ06aMxZJJ28mfd3POQ",
+}
+
+
 class ElevenLabsTTS:
     name = "elevenlabs"
 
@@ -45,7 +67,7 @@ class ElevenLabsTTS:
         if output_format not in _FORMATS:
             raise ValueError(f"output_format must be one of {sorted(_FORMATS)}")
         self._key = resolve_key(api_key, "ELEVENLABS_API_KEY", self.name)
-        self.voice_id = voice_id
+        self.voice_id = PREMADE_VOICES.get(voice_id.lower(), voice_id)
         self.model_id = model_id
         self._format_name = output_format
         self.language_code = language_code
