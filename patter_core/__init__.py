@@ -40,6 +40,7 @@ from patter_core.providers.tts import (
     RimeTTS,
 )
 from patter_core.server.app import AtCapacity
+from patter_core.session.config import MachineDetectionResult
 from patter_core.tools import Tool, tool
 from patter_core.tunnel import CloudflareTunnel, Static
 
@@ -66,6 +67,7 @@ __all__ = [
     "Guardrail",
     "LocalSTT",
     "LocalTTS",
+    "MachineDetectionResult",
     "OpenAICompatibleLLM",
     "OpenAILLM",
     "OpenAIRealtime",

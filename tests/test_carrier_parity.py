@@ -9,7 +9,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from patter_core import AtCapacity
+from patter_core import AtCapacity, MachineDetectionResult
 from patter_core.events import AmdResult, CallEnded, CallStarted
 from patter_core.testing import CallRefused
 from tests.carrier_harness import CALLER, NUMBER, carrier_rig
@@ -96,7 +96,9 @@ async def test_outbound_call_with_amd_reports_the_machine_once(kind):
         assert isinstance(result, AmdResult) and result.machine and result.call_id == call_id
         ended = await rig.next_event("call.ended")
         assert ended.call_id == call_id
-        assert len(verdicts) == 1 and verdicts[0]["machine"] is True
+        assert len(verdicts) == 1 and isinstance(verdicts[0], MachineDetectionResult)
+        assert verdicts[0].machine is True and verdicts[0]["machine"] is True
+        assert verdicts[0].call_id == call_id and verdicts[0].result
         later = rig.drain()
         assert not [e for e in later if e.type in ("call.started", "amd.result")], "once each"
 

@@ -58,4 +58,23 @@ class CallInfo:
     amd_pending: bool = False  # outbound with machine detection: a verdict will come
 
 
-MachineDetectionCallback = Callable[[dict[str, object]], Awaitable[None] | None]
+@dataclass(frozen=True, slots=True)
+class MachineDetectionResult:
+    """The carrier's answering-machine verdict, given once to ``on_machine_detection``.
+
+    Read as attributes (``result.machine``) or, as earlier versions passed a
+    dict, by key (``result["machine"]``).
+    """
+
+    call_id: str
+    result: str  # the carrier's word: Twilio's AnsweredBy, Telnyx's result
+    machine: bool
+    detection_ms: float | None
+
+    def __getitem__(self, key: str) -> object:
+        if key not in self.__slots__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+MachineDetectionCallback = Callable[[MachineDetectionResult], Awaitable[None] | None]

@@ -57,7 +57,13 @@ from patter_core.events import (
 )
 from patter_core.guardrails import apply_guardrails
 from patter_core.session.apology import apology_clip
-from patter_core.session.config import AgentConfig, CallControls, CallInfo, MachineDetectionCallback
+from patter_core.session.config import (
+    AgentConfig,
+    CallControls,
+    CallInfo,
+    MachineDetectionCallback,
+    MachineDetectionResult,
+)
 from patter_core.session.interruption import Verdict, judge
 from patter_core.session.ledger import PlaybackLedger, cut_text
 from patter_core.session.metrics import CostMeter, ReplyTiming
@@ -979,12 +985,7 @@ class CallSession:
         if self._amd_fired or self.on_machine_detection is None:
             return
         self._amd_fired = True
-        payload: dict[str, object] = {
-            "call_id": self.call_id,
-            "result": result,
-            "machine": machine,
-            "detection_ms": detection_ms,
-        }
+        payload = MachineDetectionResult(self.call_id, result, machine, detection_ms)
         try:
             out = self.on_machine_detection(payload)
             if inspect.isawaitable(out):
