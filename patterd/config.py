@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from patter_core.pricing import Pricing
+
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 CREDENTIAL_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 
@@ -143,6 +145,13 @@ class DaemonConfig(_Strict):
     credentials: dict[str, str] = Field(default_factory=dict, repr=False)
     drain_grace_s: float = Field(30.0, ge=0)
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
+
+    @field_validator("pricing")
+    @classmethod
+    def _known_rates(cls, v: dict[str, float]) -> dict[str, float]:
+        """Caught by check-config, not at start: the SDK refuses unknown rates."""
+        Pricing.with_overrides(v)
+        return v
 
     @field_validator("credentials")
     @classmethod

@@ -34,7 +34,7 @@ from patterd.runtime import (
 log = logging.getLogger(__name__)
 
 
-def _stt(name: str, options: dict[str, Any]) -> Any:
+def _stt(name: str, options: dict[str, Any], credentials: Credentials) -> Any:
     from patter_core.providers import stt
 
     classes: dict[str, Callable[..., Any]] = {
@@ -46,10 +46,10 @@ def _stt(name: str, options: dict[str, Any]) -> Any:
         "speechmatics": stt.SpeechmaticsSTT,
         "whisper": stt.WhisperSTT,
     }
-    return _pick("stt", classes, name)(**options)
+    return _provider("stt", classes, name, options, credentials)
 
 
-def _tts(name: str, options: dict[str, Any]) -> Any:
+def _tts(name: str, options: dict[str, Any], credentials: Credentials) -> Any:
     from patter_core.providers import tts
 
     classes: dict[str, Callable[..., Any]] = {
@@ -60,7 +60,7 @@ def _tts(name: str, options: dict[str, Any]) -> Any:
         "rime": tts.RimeTTS,
         "lmnt": tts.LMNTTTS,
     }
-    return _pick("tts", classes, name)(**options)
+    return _provider("tts", classes, name, options, credentials)
 
 
 def _llm(name: str, options: dict[str, Any], credentials: Credentials) -> Any:
@@ -73,15 +73,27 @@ def _llm(name: str, options: dict[str, Any], credentials: Credentials) -> Any:
         "cerebras": llm.CerebrasLLM,
         "google": llm.GoogleLLM,
     }
-    cls = _pick("llm", classes, name)
+    return _provider("llm", classes, name, options, credentials)
+
+
+def _provider(
+    kind: str,
+    classes: dict[str, Callable[..., Any]],
+    name: str,
+    options: dict[str, Any],
+    credentials: Credentials,
+) -> Any:
+    """Build one provider; its key comes from the credential chain (the config,
+    the environment, systemd credentials, the keyring), not the environment only."""
+    cls = _pick(kind, classes, name)
     options = dict(options)
     env_var = getattr(cls, "env_var", "")
     if "api_key" not in options and env_var and (key := credentials.get(env_var)):
-        options["api_key"] = key  # from the keyring or systemd credentials, not only the env
+        options["api_key"] = key
     try:
         return cls(**options)
-    except ValueError as exc:
-        raise RuntimeFailure(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise RuntimeFailure(f"{kind} provider {name!r}: {exc}") from None
 
 
 def _engine(spec: AgentConfig, credentials: Credentials) -> Any:
@@ -148,8 +160,8 @@ def build_agent(phone: Patter, name: str, spec: AgentConfig, credentials: Creden
     if spec.engine is not None:
         return phone.agent(engine=_engine(spec, credentials), **common)
     assert spec.pipeline is not None
-    stt = _stt(spec.pipeline.stt.provider, spec.pipeline.stt.options)
-    tts = _tts(spec.pipeline.tts.provider, spec.pipeline.tts.options)
+    stt = _stt(spec.pipeline.stt.provider, spec.pipeline.stt.options, credentials)
+    tts = _tts(spec.pipeline.tts.provider, spec.pipeline.tts.options, credentials)
     if spec.pipeline.llm.provider == "on_message":
         ref = str(spec.pipeline.llm.options.get("handler", ""))
         handler = resolve_python_agent(ref)
@@ -205,7 +217,8 @@ class SdkRuntime:
             phone_number=next(iter(config.numbers), ""),
             webhook_url=config.server.public_host or "",
             pricing=config.pricing,
-            persist=str(store.root) if store.root else True,
+            # No [store] root: PATTER_LOG_DIR (the systemd unit sets it), else the default.
+            persist=str(store.root) if store.root else None,
             bus=self.bus,
             bind_host=config.server.bind,
             store_options={"retention_days": store.retention_days, "redact": store.redact_phone},

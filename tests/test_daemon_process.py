@@ -99,6 +99,18 @@ def test_check_config_accepts_the_shipped_example(short_tmp: Path) -> None:
     r = run_tool("patterd.cli", "check-config", "--config", str(example), env=base_env(short_tmp))
     assert r.returncode == 0, r.stderr
     assert "ok (" in r.stdout
+    # The copy in docs/daemon.md is the file itself, so it is validated too.
+    doc = (example.parents[1] / "docs" / "daemon.md").read_text(encoding="utf-8")
+    assert "```toml\n" + example.read_text(encoding="utf-8") + "```\n" in doc
+
+
+def test_check_config_names_an_unknown_pricing_key(short_tmp: Path) -> None:
+    """It used to pass check-config and fail only when patterd started."""
+    cfg = short_tmp / "bad.toml"
+    cfg.write_text('[pricing]\n"twilio.voice_minute" = 0.0085\n')
+    r = run_tool("patterd.cli", "check-config", "--config", str(cfg), env=base_env(short_tmp))
+    assert r.returncode != 0
+    assert "bad.toml:1: pricing" in r.stderr and "unknown pricing keys" in r.stderr
 
 
 def test_credentials_set_list_rm_into_file_keyring(short_tmp: Path) -> None:

@@ -292,3 +292,23 @@ def test_each_on_message_agent_keeps_its_own_handler() -> None:
     python_agent = parse_config('[agents.p]\nagent = "string:ascii_letters"\n', Path("c.toml"))
     with pytest.raises(RuntimeFailure, match="must be an Agent"):
         build_agent(phone, "p", python_agent.agents["p"], creds)
+
+
+def test_without_a_store_root_the_daemon_honours_patter_log_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The systemd unit sets PATTER_LOG_DIR=/var/lib/patter; patterd ignored it
+    and wrote under the service user's ~/.local/share instead."""
+    from patter_core.bus import EventBus
+    from patter_core.store import resolve_root
+    from patterd.credentials import Credentials
+    from patterd.sdk_runtime import SdkRuntime
+
+    monkeypatch.setenv("PATTER_LOG_DIR", str(tmp_path / "state"))
+    config = parse_config('[agents.echo]\nengine = "echo"\n', Path("c.toml"))
+    runtime = SdkRuntime(config, EventBus(), Credentials(environ={}))
+    assert resolve_root(runtime.phone.persist) == tmp_path / "state"
+    rooted = parse_config(f'[store]\nroot = "{tmp_path / "x"}"\n', Path("c.toml"))
+    assert resolve_root(SdkRuntime(rooted, EventBus(), Credentials(environ={})).phone.persist) == (
+        tmp_path / "x"
+    )

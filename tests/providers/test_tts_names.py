@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from patter_core.providers.tts import LMNTTTS, CartesiaTTS, RimeTTS
+from patterd.credentials import Credentials
 from patterd.sdk_runtime import _tts
 
 
@@ -18,7 +19,7 @@ from patterd.sdk_runtime import _tts
 )
 def test_built_by_name_with_options(name: str, cls: type, options: dict[str, object]) -> None:
     tts: CartesiaTTS | RimeTTS | LMNTTTS = _tts(
-        name, {"api_key": "k", "base_url": "ws://127.0.0.1:9", **options}
+        name, {"api_key": "k", "base_url": "ws://127.0.0.1:9", **options}, Credentials(environ={})
     )
     assert isinstance(tts, cls)
     assert str(tts.output_format) == "mulaw/8000"

@@ -36,6 +36,7 @@ _RETRYABLE_ERRORS = {"overloaded_error", "api_error", "rate_limit_error"}
 
 class AnthropicLLM:
     name = "anthropic"
+    env_var = "ANTHROPIC_API_KEY"
 
     def __init__(
         self,
@@ -47,7 +48,7 @@ class AnthropicLLM:
         max_tokens: int = 1024,
         settings: StreamSettings | None = None,
     ) -> None:
-        self._key = resolve_key(api_key, "ANTHROPIC_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.model = model
         self.temperature = temperature
         self.base_url = (base_url or "https://api.anthropic.com").rstrip("/")

@@ -38,6 +38,7 @@ _ids = count(1)
 
 class GoogleLLM:
     name = "google"
+    env_var = "GOOGLE_API_KEY"
 
     def __init__(
         self,
@@ -49,7 +50,7 @@ class GoogleLLM:
         max_tokens: int | None = None,
         settings: StreamSettings | None = None,
     ) -> None:
-        self._key = resolve_key(api_key, "GOOGLE_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.model = model
         self.temperature = temperature
         self.base_url = (base_url or "https://generativelanguage.googleapis.com").rstrip("/")

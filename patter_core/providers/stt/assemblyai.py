@@ -49,6 +49,7 @@ def _failure(provider: str, code: int | None, detail: str) -> ProviderError:
 
 class AssemblyAISTT:
     name = "assemblyai"
+    env_var = "ASSEMBLYAI_API_KEY"
 
     def __init__(
         self,
@@ -60,7 +61,7 @@ class AssemblyAISTT:
         base_url: str = DEFAULT_URL,
         options: WsOptions | None = None,
     ) -> None:
-        self._key = resolve_key(api_key, "ASSEMBLYAI_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.speech_model = speech_model
         self.encoding = encoding
         self.format_turns = format_turns

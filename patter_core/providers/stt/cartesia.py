@@ -24,6 +24,7 @@ API_VERSION = "2025-04-16"
 
 class CartesiaSTT:
     name = "cartesia"
+    env_var = "CARTESIA_API_KEY"
 
     def __init__(
         self,
@@ -35,7 +36,7 @@ class CartesiaSTT:
         base_url: str = DEFAULT_URL,
         options: WsOptions | None = None,
     ) -> None:
-        self._key = resolve_key(api_key, "CARTESIA_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.model = model
         self.language = language
         self.api_version = api_version

@@ -23,6 +23,7 @@ DEFAULT_URL = "wss://api.deepgram.com/v1/listen"
 
 class DeepgramSTT:
     name = "deepgram"
+    env_var = "DEEPGRAM_API_KEY"
 
     def __init__(
         self,
@@ -37,7 +38,7 @@ class DeepgramSTT:
         base_url: str = DEFAULT_URL,
         options: WsOptions | None = None,
     ) -> None:
-        self._key = resolve_key(api_key, "DEEPGRAM_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.model = model
         self.language = language
         self.encoding = encoding

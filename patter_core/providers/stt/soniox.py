@@ -27,6 +27,7 @@ _RECONNECT = 503  # "cannot continue request": the service asks for a new sessio
 
 class SonioxSTT:
     name = "soniox"
+    env_var = "SONIOX_API_KEY"
 
     def __init__(
         self,
@@ -37,7 +38,7 @@ class SonioxSTT:
         base_url: str = DEFAULT_URL,
         options: WsOptions | None = None,
     ) -> None:
-        self._key = resolve_key(api_key, "SONIOX_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.model = model
         self.language_hints = language_hints or ["en"]
         self.base_url = base_url

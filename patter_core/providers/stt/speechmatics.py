@@ -28,6 +28,7 @@ _RETRYABLE_ERRORS = {"job_error", "idle_timeout", "session_timeout", "unknown_er
 
 class SpeechmaticsSTT:
     name = "speechmatics"
+    env_var = "SPEECHMATICS_API_KEY"
 
     def __init__(
         self,
@@ -39,7 +40,7 @@ class SpeechmaticsSTT:
         base_url: str = DEFAULT_URL,
         options: WsOptions | None = None,
     ) -> None:
-        self._key = resolve_key(api_key, "SPEECHMATICS_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.language = language
         self.max_delay = max_delay
         self.end_of_utterance_s = end_of_utterance_s

@@ -35,6 +35,7 @@ _FRAME = 640  # 20 ms of 16 kHz PCM16
 
 class WhisperSTT:
     name = "whisper"
+    env_var = "OPENAI_API_KEY"
 
     def __init__(
         self,
@@ -50,7 +51,7 @@ class WhisperSTT:
         request_timeout: float = 20.0,
         base_url: str = DEFAULT_URL,
     ) -> None:
-        self._key = resolve_key(api_key, "OPENAI_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.model = model
         self.language = language
         self.prompt = prompt

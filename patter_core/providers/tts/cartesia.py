@@ -37,6 +37,7 @@ _Item = dict[str, Any] | ProviderError
 
 class CartesiaTTS:
     name = "cartesia"
+    env_var = "CARTESIA_API_KEY"
 
     def __init__(
         self,
@@ -56,7 +57,7 @@ class CartesiaTTS:
             raise ValueError(f"encoding must be one of {sorted(_ENCODINGS)}")
         if sample_rate not in _RATES:
             raise ValueError(f"sample_rate must be one of {_RATES}")
-        self._key = resolve_key(api_key, "CARTESIA_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.voice = voice
         self.model = model
         self.language = language

@@ -50,6 +50,7 @@ PREMADE_VOICES = {
 
 class ElevenLabsTTS:
     name = "elevenlabs"
+    env_var = "ELEVENLABS_API_KEY"
 
     def __init__(
         self,
@@ -66,7 +67,7 @@ class ElevenLabsTTS:
     ) -> None:
         if output_format not in _FORMATS:
             raise ValueError(f"output_format must be one of {sorted(_FORMATS)}")
-        self._key = resolve_key(api_key, "ELEVENLABS_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.voice_id = PREMADE_VOICES.get(voice_id.lower(), voice_id)
         self.model_id = model_id
         self._format_name = output_format

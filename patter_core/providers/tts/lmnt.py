@@ -44,6 +44,7 @@ _RATES = (8000, 16000, 24000)
 
 class LMNTTTS:
     name = "lmnt"
+    env_var = "LMNT_API_KEY"
 
     def __init__(
         self,
@@ -64,7 +65,7 @@ class LMNTTTS:
             raise ValueError(f"sample_rate must be one of {_RATES}")
         if audio_format == "ulaw" and sample_rate != 8000:
             raise ValueError("audio_format='ulaw' needs sample_rate=8000")
-        self._key = resolve_key(api_key, "LMNT_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.voice = voice
         self.model = model
         self.audio_format = audio_format

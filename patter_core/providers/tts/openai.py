@@ -14,6 +14,7 @@ DEFAULT_URL = "https://api.openai.com/v1"
 
 class OpenAITTS:
     name = "openai"
+    env_var = "OPENAI_API_KEY"
 
     def __init__(
         self,
@@ -27,7 +28,7 @@ class OpenAITTS:
         connect_timeout: float = 10.0,
         read_timeout: float = 10.0,
     ) -> None:
-        self._key = resolve_key(api_key, "OPENAI_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.model = model
         self.voice = voice
         self.instructions = instructions

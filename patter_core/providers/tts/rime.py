@@ -38,6 +38,7 @@ _ENCODINGS = {"pcm": Encoding.PCM16, "mulaw": Encoding.MULAW}
 
 class RimeTTS:
     name = "rime"
+    env_var = "RIME_API_KEY"
 
     def __init__(
         self,
@@ -59,7 +60,7 @@ class RimeTTS:
             raise ValueError("audio_format='mulaw' needs sample_rate=8000")
         if options and "segment" in options:
             raise ValueError("segment is fixed to 'never': one flush, one synthesis, one done")
-        self._key = resolve_key(api_key, "RIME_API_KEY", self.name)
+        self._key = resolve_key(api_key, self.env_var, self.name)
         self.voice = voice
         self.model = model
         self.audio_format = audio_format
