@@ -353,7 +353,7 @@ class Patter:
         record.started_published = True
         record.session = session
         self.sessions[record.call_id] = session
-        agent = record.options.get("agent") or self.routes.get(record.callee) or self._agent
+        agent = self.agent_for(record)
         if agent is not None:
             self._serving[record.call_id] = agent
             self._agents[id(agent)] = agent
@@ -377,6 +377,23 @@ class Patter:
             self.server.registry.mark_ended(record)
             async with self._call_ended:
                 self._call_ended.notify_all()
+
+    def agent_for(self, record: CallRecord) -> Agent | None:
+        """Who answers this call: the agent already serving it, else the one it
+        was placed with, else its number's route (inbound), else serve()'s."""
+        chosen: Agent | None = self._serving.get(record.call_id) or record.options.get("agent")
+        if chosen is None and record.direction == "inbound":
+            chosen = self.routes.get(record.callee)
+        return chosen or self._agent
+
+    def replace_default_agent(self, agent: Agent) -> None:
+        """The agent for outbound calls without one and numbers with no route,
+        changed while serving (patterd's reload); calls already up keep theirs."""
+        agent.check_servable(self._serve_opts.get("on_message"))
+        old, self._agent = self._agent, agent
+        self._agents[id(agent)] = agent
+        if old is not None and old is not agent:
+            self.retire([old])
 
     def retire(self, agents: Iterable[Agent]) -> None:
         """Agents no longer served (a config reload replaced them): their
@@ -406,9 +423,7 @@ class Patter:
             await controls.hangup()
 
     def _new_session(self, leg: CarrierLeg, record: CallRecord) -> CallSession | None:
-        agent: Agent | None = (
-            record.options.get("agent") or self.routes.get(record.callee) or self._agent
-        )
+        agent = self.agent_for(record)
         if agent is None:
             return None
         opts = self._serve_opts

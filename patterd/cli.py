@@ -22,7 +22,7 @@ from patterd.daemon import (
     load_runtime_factory,
 )
 from patterd.logs import setup_logging
-from patterd.paths import SocketInUse, default_socket_path
+from patterd.paths import SocketInUse, SocketPathUnusable, default_socket_path
 
 log = logging.getLogger("patterd")
 
@@ -44,7 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     common(run)
     run.add_argument("--socket", type=Path, default=None, help="control socket path")
     run.add_argument("--log-format", choices=("logfmt", "json"), default="logfmt")
-    run.add_argument("--log-level", default=os.environ.get("PATTERD_LOG_LEVEL", "INFO"))
+    run.add_argument(
+        "--log-level",
+        default=os.environ.get("PATTERD_LOG_LEVEL", "INFO"),
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    )
     run.add_argument(
         "--grace", type=float, default=None, help="seconds live calls may run on after SIGTERM"
     )
@@ -101,7 +106,11 @@ def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] |
 
 
 def run(args: argparse.Namespace) -> int:
-    redactor = setup_logging(args.log_format, args.log_level)
+    try:
+        redactor = setup_logging(args.log_format, args.log_level)
+    except ValueError as exc:
+        print(f"patterd: {exc} (PATTERD_LOG_LEVEL or --log-level)", file=sys.stderr)
+        return 2
     path = _config_path(args.config)
     try:
         config = load_config(path)
@@ -133,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(daemon.run())
-    except SocketInUse as exc:
+    except (SocketInUse, SocketPathUnusable, StartupError) as exc:
         log.error("%s", exc)
         return 1
     except PermissionError as exc:

@@ -27,7 +27,7 @@ from patterd.logs import SecretRedactor
 from patterd.looplag import watch_loop_lag
 from patterd.metrics import Metrics
 from patterd.paths import SocketClaim
-from patterd.runtime import Runtime, RuntimeFactory
+from patterd.runtime import Runtime, RuntimeFactory, RuntimeFailure
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,10 @@ class Daemon:
         self.accepting = True
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
-        self.runtime: Runtime = options.runtime_factory(config, self.bus, self.credentials)
+        try:
+            self.runtime: Runtime = options.runtime_factory(config, self.bus, self.credentials)
+        except (RuntimeFailure, ValueError) as exc:
+            raise StartupError(f"cannot start: {exc}") from None
         self.metrics = Metrics(self.bus, lambda: len(self.runtime.live_calls()))
         observers: list[Callable[[BaseEvent], None]] = [self.metrics.observe]
         self.tracer = make_tracer() if config.telemetry.traces else None
@@ -113,7 +116,11 @@ class Daemon:
         async with self._reload_lock:
             new = await asyncio.to_thread(load_config, self.options.config_path)
             self.credentials.set_explicit(new.credentials)
-            await self.runtime.reload_config(new)
+            try:
+                await self.runtime.reload_config(new)
+            except (RuntimeFailure, ValueError) as exc:
+                self.credentials.set_explicit(self.config.credentials)
+                raise ConfigError([f"{self.options.config_path}: {exc}"]) from None
             self.config = new
             log.info("config reloaded from %s", self.options.config_path)
 
@@ -136,7 +143,10 @@ class Daemon:
         gc_pauses = GcPauses(self.metrics.gc_pause)
         try:
             self._pump.start()
-            await self.runtime.start()
+            try:
+                await self.runtime.start()
+            except (RuntimeFailure, ValueError) as exc:
+                raise StartupError(f"cannot start: {exc}") from None
             ctx = ApiContext(
                 runtime=self.runtime,
                 events=self.events,
@@ -154,7 +164,12 @@ class Daemon:
             runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=2.0)
             await runner.setup()
             site = web.UnixSite(runner, str(self.options.socket_path))
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot create the control socket {self.options.socket_path}: {exc}"
+                ) from None
             self._claim.secure()
             if self.config.server.metrics_port:
                 metrics_runner = await self._serve_metrics(self.config.server.metrics_port)

@@ -36,10 +36,29 @@ class SocketInUse(Exception):
     """Another daemon is serving on this socket."""
 
 
+class SocketPathUnusable(Exception):
+    """The control socket cannot be created at this path; the message says why."""
+
+
+# sun_path holds 108 bytes, one of them the terminating NUL.
+MAX_SOCKET_PATH_BYTES = 107
+
+
 def prepare_socket_dir(path: Path) -> None:
     """Create the socket's folder 0700; tighten it if we own it and it is wider."""
+    size = len(os.fsencode(path))
+    if size > MAX_SOCKET_PATH_BYTES:
+        raise SocketPathUnusable(
+            f"{path} is too long for a Unix socket ({size} bytes, at most"
+            f" {MAX_SOCKET_PATH_BYTES}); choose a shorter --socket or $PATTERD_SOCKET"
+        )
     folder = path.parent
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SocketPathUnusable(
+            f"cannot create the control socket's folder {folder}: {exc.strerror or exc}"
+        ) from None
     st = folder.stat()
     ours = folder.name in ("patter", f"patter-{os.getuid()}")
     if ours and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) & 0o077:

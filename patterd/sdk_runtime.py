@@ -113,6 +113,17 @@ def _engine(spec: AgentConfig, credentials: Credentials) -> Any:
         raise RuntimeFailure(f"engine {spec.engine!r}: {exc}") from None
 
 
+def _needed(value: str | None, name: str, config_key: str = "") -> str:
+    """A carrier credential, or a start-up error saying where patterd looks for it."""
+    if value:
+        return value
+    where = f"{config_key} or " if config_key else ""
+    raise RuntimeFailure(
+        f"the carrier needs {name}: set {where}{name} in the credential chain"
+        " ([credentials], the environment, $CREDENTIALS_DIRECTORY or the OS keyring)"
+    )
+
+
 def _pick(kind: str, classes: dict[str, Callable[..., Any]], name: str) -> Callable[..., Any]:
     if name not in classes:
         raise RuntimeFailure(
@@ -187,7 +198,10 @@ class SdkRuntime:
         self.bus = bus
         self.credentials = credentials
         self._task: asyncio.Task[None] | None = None
-        self.phone = self._make_phone(config)
+        try:
+            self.phone = self._make_phone(config)
+        except ValueError as exc:
+            raise RuntimeFailure(str(exc)) from None
         self.store: CallStore = _NoStore()  # type: ignore[assignment]
         self.agents: dict[str, Agent] = {}
 
@@ -196,19 +210,23 @@ class SdkRuntime:
         creds = self.credentials
         if config.numbers and config.carrier.kind == "telnyx":
             carrier = Telnyx(
-                api_key=creds.get("TELNYX_API_KEY") or "",
-                connection_id=config.carrier.connection_id
-                or creds.get("TELNYX_CONNECTION_ID")
-                or "",
+                api_key=_needed(creds.get("TELNYX_API_KEY"), "TELNYX_API_KEY"),
+                connection_id=_needed(
+                    config.carrier.connection_id or creds.get("TELNYX_CONNECTION_ID"),
+                    "TELNYX_CONNECTION_ID",
+                    "[carrier] connection_id",
+                ),
                 public_key=creds.get("TELNYX_PUBLIC_KEY") or "",
                 api_base_url=config.carrier.api_base_url or "",
             )
         elif config.numbers:
             carrier = Twilio(
-                account_sid=config.carrier.account_sid
-                or self.credentials.get("TWILIO_ACCOUNT_SID")
-                or "",
-                auth_token=self.credentials.get("TWILIO_AUTH_TOKEN") or "",
+                account_sid=_needed(
+                    config.carrier.account_sid or creds.get("TWILIO_ACCOUNT_SID"),
+                    "TWILIO_ACCOUNT_SID",
+                    "[carrier] account_sid",
+                ),
+                auth_token=_needed(creds.get("TWILIO_AUTH_TOKEN"), "TWILIO_AUTH_TOKEN"),
                 api_base_url=config.carrier.api_base_url or "",
             )
         store = config.store
@@ -266,6 +284,10 @@ class SdkRuntime:
         try:
             await asyncio.wait_for(asyncio.shield(self.phone.ready), 60)
         except Exception as exc:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task  # its error is the one reported here, not left unretrieved
             raise RuntimeFailure(f"could not start serving: {exc}") from None
         if self.phone.store is not None:
             self.store = self.phone.store
@@ -276,8 +298,7 @@ class SdkRuntime:
             return []
         calls = []
         for record in server.registry.live():
-            ours = record.caller if record.direction == "outbound" else record.callee
-            agent = record.options.get("agent") or self.phone.routes.get(ours)
+            agent = self.phone.agent_for(record)
             calls.append(
                 LiveCall(
                     call_id=record.call_id,
@@ -338,9 +359,12 @@ class SdkRuntime:
             self.phone.server.accepting = False
 
     async def reload_config(self, config: DaemonConfig) -> None:
+        """All or nothing: an agent that cannot be built leaves the running config."""
         old = self.config
+        self._load_agents(config)  # raises RuntimeFailure before changing anything
         self.config = config
-        self._load_agents(config)
+        if self.phone.server is not None:
+            self.phone.replace_default_agent(self._default())
         if config.server != old.server or config.carrier != old.carrier:
             log.warning("server and carrier changes take effect after a restart")
 

@@ -124,3 +124,44 @@ async def test_daemon_past_max_calls_refuses_with_busy_and_503(short_tmp):
             assert code == 0, err
         finally:
             daemon.__exit__(None, None, None)
+
+
+async def test_reload_changes_the_default_agent_or_keeps_the_running_config(short_tmp):
+    """A reload that named a new default_agent reported success but outbound calls
+    kept the old agent; one with an agent that could not be built was an
+    'internal error', with the new config half applied."""
+    port = free_port()
+    agents = '[agents.echo]\nengine = "echo"\n[agents.other]\nengine = "echo"\n'
+    async with SimulatedTwilio() as sim:
+        sim.server_url = f"http://127.0.0.1:{port}"
+        config = daemon_config(sim, port=port, history=short_tmp / "history", agents=agents)
+        daemon = sdk_daemon(short_tmp, config, {"TWILIO_AUTH_TOKEN": sim.auth_token})
+        await asyncio.to_thread(daemon.start)
+        try:
+            async with PatterClient(daemon.socket_path) as client:
+                path = short_tmp / "patterd.toml"
+                path.write_text('default_agent = "other"\n' + config)
+                await client.reload()
+                call_id = await client.place_call("+15550004444")
+                live = await until(client.live_calls)
+                assert [(c.call_id, c.agent) for c in live] == [(call_id, "other")]
+                await client.hangup(call_id)
+                await until(lambda: no_live(client))
+
+                broken = (
+                    '[agents.broken.pipeline]\nstt = "deepgram"\ntts = "local"\nllm = "openai"\n'
+                )
+                path.write_text('default_agent = "other"\n' + config + broken)
+                with pytest.raises(ApiError) as refused:
+                    await client.reload()
+                assert refused.value.status == 422
+                assert "stt provider 'deepgram'" in str(refused.value)
+                again = await client.place_call("+15550004444")
+                live = await until(client.live_calls)
+                assert [(c.call_id, c.agent) for c in live] == [(again, "other")]
+                await client.hangup(again)
+                await until(lambda: no_live(client))
+            code, err = await asyncio.to_thread(daemon.stop)
+            assert code == 0, err
+        finally:
+            daemon.__exit__(None, None, None)
