@@ -51,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
     )
     run.add_argument(
-        "--grace", type=float, default=None, help="seconds live calls may run on after SIGTERM"
+        "--grace",
+        type=_seconds,
+        default=None,
+        help="seconds live calls may run on after SIGTERM",
     )
     run.add_argument(
         "--runtime",
@@ -103,6 +106,13 @@ def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] |
         ) from None
     log.info("event loop: uvloop %s", version("uvloop"))
     return cast(Callable[[], asyncio.AbstractEventLoop], uvloop.new_event_loop)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

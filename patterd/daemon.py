@@ -47,9 +47,9 @@ def load_runtime_factory(spec: str) -> RuntimeFactory:
     except ModuleNotFoundError as exc:
         if exc.name == module_name:
             raise StartupError(
-                f"runtime module {module_name!r} is not available in this install"
-                " (the SDK-backed runtime has not been wired in yet);"
-                " pass --runtime module:function"
+                f"runtime module {module_name!r} cannot be imported;"
+                " pass --runtime module:function (the default is"
+                " patterd.sdk_runtime:create_runtime)"
             ) from None
         raise
     factory = getattr(module, attr, None)

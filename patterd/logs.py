@@ -91,4 +91,8 @@ def setup_logging(fmt: LogFormat, level: str = "INFO") -> SecretRedactor:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # twilio-python logs every request and response at INFO; shown only when debugging.
+    logging.getLogger("twilio").setLevel(
+        logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    )
     return redactor

@@ -163,5 +163,6 @@ async def test_reload_changes_the_default_agent_or_keeps_the_running_config(shor
                 await until(lambda: no_live(client))
             code, err = await asyncio.to_thread(daemon.stop)
             assert code == 0, err
+            assert "logger=twilio" not in err, "twilio-python's request dumps stay out of INFO"
         finally:
             daemon.__exit__(None, None, None)

@@ -119,3 +119,8 @@ def test_a_bad_log_level(short_tmp: Path) -> None:
     assert rc == 2 and "Unknown level: 'CHATTY'" in last
     rc, last = _start(short_tmp, extra=("--log-level", "chatty"))
     assert rc == 2 and "invalid choice: 'CHATTY'" in last
+
+
+def test_a_negative_grace_is_a_usage_error(short_tmp: Path) -> None:
+    rc, last = _start(short_tmp, extra=("--grace", "-5"))
+    assert rc == 2 and "must be 0 or more seconds" in last
