@@ -85,16 +85,20 @@ def test_an_agent_cannot_have_both_an_llm_and_a_handler():
         phone.agent(engine=EchoEngine(), on_message=reply_a)
 
 
+def _phone(sim: SimulatedTwilio) -> Patter:
+    return Patter(
+        carrier=Twilio(sim.account_sid, sim.auth_token, api_base_url=sim.api_url),
+        phone_number="+15550001234",
+        webhook_url=sim.public_host,
+        persist=False,
+    )
+
+
 async def test_serve_refuses_a_pipeline_agent_with_nothing_to_reply_with():
     """stt= and tts= with neither llm= nor on_message: every call used to open,
     go silent and stay 'live' forever; now serve() says so before any call."""
     async with SimulatedTwilio() as sim:
-        phone = Patter(
-            carrier=Twilio(sim.account_sid, sim.auth_token, api_base_url=sim.api_url),
-            phone_number="+15550001234",
-            webhook_url=sim.public_host,
-            persist=False,
-        )
+        phone = _phone(sim)
         agent = phone.agent(stt=ScriptedSTT(), tts=FakeTTS(), name="mute")
         with pytest.raises(ValueError, match="'mute' has stt= and tts= but nothing to reply"):
             await asyncio.wait_for(phone.serve(agent, port=0), 10)
@@ -105,12 +109,7 @@ async def test_serve_refuses_a_pipeline_agent_with_nothing_to_reply_with():
 
 async def test_a_routed_agent_with_nothing_to_reply_with_is_refused_too():
     async with SimulatedTwilio() as sim:
-        phone = Patter(
-            carrier=Twilio(sim.account_sid, sim.auth_token, api_base_url=sim.api_url),
-            phone_number="+15550001234",
-            webhook_url=sim.public_host,
-            persist=False,
-        )
+        phone = _phone(sim)
         phone.routes[SECOND] = phone.agent(stt=ScriptedSTT(), tts=FakeTTS(), name="mute")
         with pytest.raises(ValueError, match="'mute'"):
             await asyncio.wait_for(phone.serve(phone.agent(engine=EchoEngine()), port=0), 10)
