@@ -547,11 +547,12 @@ class Patter:
         self.server.registry.bind_carrier_id(record, placed.carrier_call_id)
         return record.call_id
 
-    async def hangup(self, call_id: str) -> None:
-        """End a live call, whether it is talking or still ringing."""
+    async def hangup(self, call_id: str, *, reason: str = "hangup") -> None:
+        """End a live call, whether it is talking or still ringing; ``reason`` is
+        what its history says (``shutdown`` for a drain's grace period running out)."""
         session = self.sessions.get(call_id)
         if session is not None:
-            session.end("hangup")  # ends the call even if the carrier never confirms it
+            session.end(reason)  # ends the call even if the carrier never confirms it
             await session.controls.hangup()
             return
         record = self.server.registry.get(call_id) if self.server is not None else None

@@ -257,7 +257,9 @@ class Daemon:
             for call in left:
                 log.info("grace period over: ending call %s", call.call_id)
                 try:
-                    await asyncio.wait_for(self.runtime.hangup(call.call_id), 10.0)
+                    await asyncio.wait_for(
+                        self.runtime.hangup(call.call_id, reason="shutdown"), 10.0
+                    )
                 except Exception as exc:
                     log.warning("could not end call %s cleanly: %s", call.call_id, exc)
         await asyncio.wait_for(self.runtime.aclose(), 30.0)

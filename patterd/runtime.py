@@ -89,7 +89,7 @@ class Runtime(Protocol):
     async def place_call(self, to: str, agent: str | None, first_message: str | None) -> str:
         """Dial ``to``; returns the call id. Raises NotAccepting or RuntimeFailure."""
 
-    async def hangup(self, call_id: str) -> None:
+    async def hangup(self, call_id: str, *, reason: str = "hangup") -> None:
         """Raises CallNotFound."""
 
     async def transfer(self, call_id: str, to: str) -> None: ...

@@ -334,9 +334,9 @@ class SdkRuntime:
             raise CallNotFound(call_id)
         return session
 
-    async def hangup(self, call_id: str) -> None:
+    async def hangup(self, call_id: str, *, reason: str = "hangup") -> None:
         try:
-            await self.phone.hangup(call_id)
+            await self.phone.hangup(call_id, reason=reason)
         except KeyError:
             raise CallNotFound(call_id) from None
         except CarrierError as exc:

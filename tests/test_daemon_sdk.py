@@ -166,3 +166,33 @@ async def test_reload_changes_the_default_agent_or_keeps_the_running_config(shor
             assert "logger=twilio" not in err, "twilio-python's request dumps stay out of INFO"
         finally:
             daemon.__exit__(None, None, None)
+
+
+async def test_a_call_cut_by_the_drain_grace_is_recorded_as_shutdown(short_tmp):
+    """It was recorded as 'hangup', the same as a caller hanging up."""
+    port = free_port()
+    async with SimulatedTwilio() as sim:
+        sim.server_url = f"http://127.0.0.1:{port}"
+        config = daemon_config(sim, port=port, history=short_tmp / "history")
+        daemon = sdk_daemon(short_tmp, config, {"TWILIO_AUTH_TOKEN": sim.auth_token})
+        daemon.argv += ["--grace", "0.3"]
+        await asyncio.to_thread(daemon.start)
+        try:
+            async with PatterClient(daemon.socket_path) as client:
+                call = await sim.inbound_call(from_="+15550007777")
+                live = await until(client.live_calls)
+            code, err = await asyncio.to_thread(daemon.stop)
+            assert code == 0, err
+            assert f"grace period over: ending call {live[0].call_id}" in err
+            await call.wait_closed()
+        finally:
+            daemon.__exit__(None, None, None)
+        again = sdk_daemon(short_tmp, config, {"TWILIO_AUTH_TOKEN": sim.auth_token})
+        await asyncio.to_thread(again.start)
+        try:
+            async with PatterClient(again.socket_path) as client:
+                detail = await client.call(live[0].call_id)
+                assert (detail.call["reason"], detail.call["status"]) == ("shutdown", "shutdown")
+            await asyncio.to_thread(again.stop)
+        finally:
+            again.__exit__(None, None, None)

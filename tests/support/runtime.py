@@ -220,8 +220,8 @@ class ScriptedRuntime:
         except KeyError:
             raise CallNotFound(f"no live call {call_id!r}") from None
 
-    async def hangup(self, call_id: str) -> None:
-        self._end(call_id, "hangup", "completed")
+    async def hangup(self, call_id: str, *, reason: str = "hangup") -> None:
+        self._end(call_id, reason, "completed" if reason == "hangup" else reason)
 
     def _end(self, call_id: str, reason: str, status: str) -> None:
         live = self._get(call_id)
