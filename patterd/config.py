@@ -161,14 +161,18 @@ class DaemonConfig(_Strict):
                 raise ValueError(f"credential name {name!r} must look like OPENAI_API_KEY")
         return v
 
-    @model_validator(mode="after")
-    def _agents_exist(self) -> DaemonConfig:
+    def unknown_agents(self) -> list[tuple[tuple[str, ...], str]]:
+        """Every reference to an agent that is not declared, as (key path, message):
+        checked after the tables themselves, so each is reported at its own line."""
+        problems: list[tuple[tuple[str, ...], str]] = []
         for number, agent in self.numbers.items():
             if agent not in self.agents:
-                raise ValueError(f"number {number} uses unknown agent {agent!r}")
+                problems.append((("numbers", number), f"unknown agent {agent!r}"))
         if self.default_agent is not None and self.default_agent not in self.agents:
-            raise ValueError(f"default_agent {self.default_agent!r} is not declared under [agents]")
-        return self
+            problems.append(
+                (("default_agent",), f"{self.default_agent!r} is not declared under [agents]")
+            )
+        return problems
 
 
 class ConfigError(Exception):
@@ -208,6 +212,12 @@ def parse_config(source: str, path: Path, *, import_agents: bool = True) -> Daem
             line = locate(source, loc)
             problems.append(f"{path}:{line}: {key}: {err['msg']}")
         raise ConfigError(problems) from None
+    unknown = [
+        f"{path}:{locate(source, loc)}: {_dotted(loc)}: {message}"
+        for loc, message in config.unknown_agents()
+    ]
+    if unknown:
+        raise ConfigError(unknown)
     if import_agents:
         check_python_agents(config, source, path)
     return config

@@ -312,3 +312,17 @@ def test_without_a_store_root_the_daemon_honours_patter_log_dir(
     assert resolve_root(SdkRuntime(rooted, EventBus(), Credentials(environ={})).phone.persist) == (
         tmp_path / "x"
     )
+
+
+def test_every_unknown_agent_is_reported_at_its_own_line() -> None:
+    """Used to be one problem at line 1, '(top level)', the others hidden."""
+    src = (
+        'default_agent = "nobody"\n[numbers]\n"+15550001111" = "ghost"\n'
+        '"+15550002222" = "echo"\n[agents.echo]\nengine = "echo"\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_config(src, Path("e.toml"))
+    assert err.value.problems == [
+        "e.toml:3: numbers.+15550001111: unknown agent 'ghost'",
+        "e.toml:1: default_agent: 'nobody' is not declared under [agents]",
+    ]
