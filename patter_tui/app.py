@@ -20,6 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.reactive import reactive
 
+from patter_tui.errors import CLIENT_ERRORS, describe
 from patter_tui.feed import EventFeed
 from patter_tui.messages import (
     CallUpdated,
@@ -36,7 +37,7 @@ from patter_tui.screens.credentials import CredentialsScreen
 from patter_tui.screens.place_call import PlaceCallScreen
 from patter_tui.screens.status import StatusScreen
 from patter_tui.state import CallRegistry
-from patterd.client import ClientError, LiveCall, PatterClient
+from patterd.client import LiveCall, PatterClient
 from patterd.paths import default_socket_path
 
 LIVE_CHANGES = ("call.started", "call.answered", "call.ended")
@@ -160,9 +161,13 @@ class PatterApp(App[None]):
     async def refresh_live(self) -> None:
         try:
             self.live = await self.client.live_calls()
-        except ClientError:
+        except CLIENT_ERRORS:
             return
         self._broadcast(LiveChanged)
+
+    def problem(self, exc: BaseException) -> str:
+        """What went wrong talking to the daemon, for a label or a notification."""
+        return describe(exc, self.client.socket_path)
 
     def open_call(self, call_id: str) -> None:
         self.push_screen(CallScreen(call_id))
@@ -174,8 +179,8 @@ class PatterApp(App[None]):
     async def hangup(self, call_id: str) -> None:
         try:
             await self.client.hangup(call_id)
-        except ClientError as exc:
-            self.notify(str(exc), title="Hang up failed", severity="error")
+        except CLIENT_ERRORS as exc:
+            self.notify(self.problem(exc), title="Hang up failed", severity="error")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

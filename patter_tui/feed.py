@@ -11,11 +11,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from pydantic import ValidationError
 from textual.message import Message
 
+from patter_tui.errors import FEED_ERRORS, describe, first_line
 from patter_tui.messages import Connected, DaemonEvent, Disconnected, EventsMissed
-from patterd.client import ClientError, PatterClient
+from patterd.client import PatterClient
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ class EventFeed:
             try:
                 await self._follow()
                 reason = "the daemon closed the events stream"
-            except (ClientError, ValidationError, OSError) as exc:
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            except FEED_ERRORS as exc:
+                reason = first_line(describe(exc, self.client.socket_path))
             if self._up:
                 delay = RETRY_MIN_S
             self.post(Disconnected(reason))

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Select, Sparkline, Static
+from textual.worker import WorkerState
 
+from patter_core.testing import SimulatedTwilio, tone_mulaw
+from patter_core.testing.daemon import daemon_config, free_port
+from patter_tui import format as fmt
 from patter_tui.app import PatterApp
 from patter_tui.screens.call import CallScreen
-from patter_tui.screens.calls import CallsScreen
+from patter_tui.screens.calls import STATUSES, CallsScreen
 from patter_tui.screens.credentials import CredentialsScreen
 from patter_tui.screens.place_call import PlaceCallScreen
 from patter_tui.screens.status import StatusScreen
 from patter_tui.widgets.transcript import TranscriptView
 from patterd.client import PatterClient
+from tests.support.daemon_calls import history, is_live, no_live, sdk_daemon, until
 from tests.support.daemon_proc import DaemonProcess, write_config
 from tests.support.fixtures import short_tmp_dir
 from tests.support.runtime import FINAL_LINE, SCRIPTED_NUMBER
@@ -297,3 +305,178 @@ def test_the_status_screen_shows_live_calls_against_max_calls() -> None:
     rows = dict(status_rows(m.Status(**base, max_calls=150), None))
     assert rows["live calls"] == "3 of 150 (max_calls)"
     assert dict(status_rows(m.Status(**base), None))["live calls"] == "3"
+
+
+@pytest.fixture
+async def sdk_daemon_twilio(
+    short_tmp: Path,
+) -> AsyncIterator[tuple[DaemonProcess, SimulatedTwilio]]:
+    """patterd with the real SDK runtime and store, its carrier a simulated Twilio."""
+    port = free_port()
+    async with SimulatedTwilio() as sim:
+        sim.server_url = f"http://127.0.0.1:{port}"
+        config = daemon_config(sim, port=port, history=short_tmp / "history")
+        proc = sdk_daemon(short_tmp, config, {"TWILIO_AUTH_TOKEN": sim.auth_token})
+        # The daemon calls the simulated Twilio in this process while starting: don't block it.
+        await asyncio.to_thread(proc.start)
+        try:
+            yield proc, sim
+        finally:
+            proc.__exit__(None, None, None)
+
+
+async def _answered_call(sim: SimulatedTwilio, client: PatterClient) -> dict[str, Any]:
+    """An inbound call that talks, then hangs up: its row in the store's history."""
+    call = await sim.inbound_call(from_="+15550007777")
+    await until(client.live_calls)
+    tone = tone_mulaw(440, 0.3)
+    call.say(tone)
+    await call.wait_heard(len(tone))
+    await call.hangup()
+    await until(lambda: no_live(client))
+    (row,) = await until(lambda: history(client, 1))
+    return row
+
+
+async def _stored(client: PatterClient, n: int) -> bool:
+    return len((await client.calls()).calls) >= n
+
+
+async def test_history_and_a_stored_call_show_the_stored_cost(
+    sdk_daemon_twilio: tuple[DaemonProcess, SimulatedTwilio],
+) -> None:
+    proc, sim = sdk_daemon_twilio
+    async with PatterClient(proc.socket_path) as client:
+        row = await _answered_call(sim, client)
+    assert isinstance(row["cost_total"], float) and row["cost_total"] > 0
+    cost = fmt.cost(row["cost_total"])
+    # A new daemon process: its events log starts empty, so the console knows the call
+    # only from the store, and the Call screen reads the stored detail.
+    rc, err = await asyncio.to_thread(proc.stop)
+    assert rc == 0, err
+    await asyncio.to_thread(proc.start)
+    app = app_for(proc)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connected, "connection")
+        history_table = app.screen.query_one("#history", DataTable)
+        call_id = row["call_id"]
+        await wait_for(pilot, lambda: row_keys(history_table) == [call_id], "call in history")
+        assert column(history_table, "cost") == [cost]
+        history_table.focus()
+        await pilot.press("enter")
+        assert isinstance(app.screen, CallScreen)
+        summary = app.screen.query_one("#summary", Static)
+        await wait_for(pilot, lambda: cost in str(summary.render()), "stored cost in summary")
+        assert "completed" in str(summary.render())
+
+
+async def test_history_status_list_offers_the_statuses_the_store_holds(
+    sdk_daemon_twilio: tuple[DaemonProcess, SimulatedTwilio],
+) -> None:
+    proc, sim = sdk_daemon_twilio
+    async with PatterClient(proc.socket_path) as client:
+        done = (await _answered_call(sim, client))["call_id"]
+        live = await client.place_call("+15550004444")
+        await until(lambda: is_live(client, live))
+        await until(lambda: _stored(client, 2))  # the store writes within a second
+        app = app_for(proc)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.connected, "connection")
+            history_table = app.screen.query_one("#history", DataTable)
+            await wait_for(pilot, lambda: len(row_keys(history_table)) == 2, "both calls")
+            # the live row has no stored total yet: no misleading $0.000
+            assert str(history_table.get_cell(live, "cost")) == "–"
+            status = app.screen.query_one("#status", Select)
+            status.value = "live"
+            await wait_for(pilot, lambda: row_keys(history_table) == [live], "live calls only")
+            status.value = "completed"
+            await wait_for(pilot, lambda: row_keys(history_table) == [done], "completed only")
+            stored = {str(r["status"]) for r in (await client.calls()).calls}
+            offered = {value for _, value in STATUSES}
+            assert stored == {"live", "completed"} and stored <= offered
+            assert "in-progress" not in offered
+
+
+async def test_credentials_error_clears_when_the_daemon_comes_back(
+    daemon: DaemonProcess,
+) -> None:
+    rc, _ = await asyncio.to_thread(daemon.stop)
+    assert rc == 0
+    app = app_for(daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("k")
+        screen = app.screen
+        assert isinstance(screen, CredentialsScreen)
+        error = screen.query_one("#cred-error", Label)
+        await wait_for(pilot, lambda: "not running" in str(error.render()), "load error")
+
+        await asyncio.to_thread(daemon.start)
+        await wait_for(pilot, lambda: app.connected, "reconnection")
+        await wait_for(pilot, lambda: str(error.render()) == "", "stale error cleared")
+        # a problem with the form itself is not what a reload clears
+        screen.query_one("#name", Input).value = "bad name"
+        await pilot.click("#set")
+        assert "UPPER_CASE" in str(error.render())
+        await pilot.press("escape", "r")
+        await pilot.pause(0.3)
+        assert "UPPER_CASE" in str(error.render())
+
+
+def _events_worker_running(app: PatterApp) -> bool:
+    return any(w.name == "events" and w.state == WorkerState.RUNNING for w in app.workers)
+
+
+async def _shows_unusable_socket(pilot: Pilot[None], expected: str) -> None:
+    """Every screen that asks the daemon says ``expected``; the console keeps retrying."""
+    app = pilot.app
+    assert isinstance(app, PatterApp)
+    await wait_for(pilot, lambda: expected in str(app.connection_text), "disconnected")
+    assert str(app.connection_text).startswith("✕ disconnected — retrying")
+    assert app.screen.query_one("#connection").has_class("-down")
+    title = app.screen.query_one("#history-title", Label)
+    await wait_for(pilot, lambda: expected in str(title.render()), "history error")
+    await pilot.press("k")
+    error = app.screen.query_one("#cred-error", Label)
+    await wait_for(pilot, lambda: expected in str(error.render()), "credentials error")
+    await pilot.press("s")
+    body = app.screen.query_one("#status-body", Static)
+    await wait_for(pilot, lambda: expected in str(body.render()), "status error")
+    await pilot.press("p")
+    await pilot.press(*"+15551234567", "enter")
+    form_error = app.screen.query_one("#form-error", Label)
+    await wait_for(pilot, lambda: expected in str(form_error.render()), "place call error")
+    await pilot.press("escape", "c")
+    await pilot.pause(1.0)  # several retry rounds
+    assert app.is_running and not app.connected
+    assert _events_worker_running(app)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root is not stopped by folder permissions")
+async def test_socket_folder_without_permission_shows_why_and_keeps_retrying(
+    short_tmp: Path,
+) -> None:
+    daemon = DaemonProcess(short_tmp, write_config(short_tmp))
+    folder = daemon.socket_path.parent  # like another user's 0700 runtime dir
+    folder.mkdir(mode=0o700)
+    folder.chmod(0)
+    app = PatterApp(PatterClient(daemon.socket_path))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await _shows_unusable_socket(pilot, "permission denied")
+            folder.chmod(0o700)
+            await asyncio.to_thread(daemon.start)
+            await wait_for(pilot, lambda: app.connected, "connection once allowed")
+            title = app.screen.query_one("#history-title", Label)
+            await wait_for(pilot, lambda: "unavailable" not in str(title.render()), "history")
+    finally:
+        folder.chmod(0o700)
+        daemon.__exit__(None, None, None)
+
+
+async def test_unusable_socket_path_shows_why_and_keeps_retrying(tmp_path: Path) -> None:
+    # Root passes any permission check, so make the path itself unusable: a folder name
+    # longer than the system allows makes looking for the socket raise an OSError.
+    socket_path = tmp_path / ("x" * 300) / "patterd.sock"
+    app = PatterApp(PatterClient(socket_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await _shows_unusable_socket(pilot, "File name too long")

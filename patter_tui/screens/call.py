@@ -12,12 +12,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Sparkline, Static
 
 from patter_tui import format as fmt
+from patter_tui.errors import CLIENT_ERRORS, first_line
 from patter_tui.messages import CallUpdated, LiveChanged
 from patter_tui.screens.prompt import PromptScreen
 from patter_tui.state import CallState, Line, LineKind
 from patter_tui.widgets.connection import ConnectionBar
 from patter_tui.widgets.transcript import TranscriptView
-from patterd.client import ClientError, m
+from patterd.client import m
 
 if TYPE_CHECKING:
     from patter_tui.app import PatterApp
@@ -31,6 +32,15 @@ def stored_lines(row: dict[str, Any]) -> list[Line]:
             role: LineKind = "caller" if item["role"] == "caller" else "agent"
             out.append(Line(role, str(item.get("text", "")), cut=bool(item.get("interrupted"))))
     return out
+
+
+def stored_cost(row: dict[str, Any]) -> float | None:
+    """A stored call's total: its ``cost`` breakdown's ``total``, else its ``cost_total``."""
+    parts = row.get("cost")
+    total = parts.get("total") if isinstance(parts, dict) else None
+    if not isinstance(total, int | float):
+        total = row.get("cost_total")
+    return float(total) if isinstance(total, int | float) else None
 
 
 class CallScreen(Screen[None]):
@@ -83,8 +93,8 @@ class CallScreen(Screen[None]):
         view = self.query_one(TranscriptView)
         try:
             detail = await self.patter.client.call(self.call_id)
-        except ClientError as exc:
-            view.add([Line("error", str(exc).splitlines()[0])])
+        except CLIENT_ERRORS as exc:
+            view.add([Line("error", first_line(self.patter.problem(exc)))])
             return
         row = detail.call
         call = self.call
@@ -96,8 +106,8 @@ class CallScreen(Screen[None]):
         if not detail.live:
             call.state = str(row.get("status", call.state))
             call.duration_s = row.get("duration_s")
-        if call.total_cost is None and row.get("cost") is not None:
-            call.total_cost = float(row["cost"])
+        if call.total_cost is None and not detail.live:
+            call.total_cost = stored_cost(row)
         if not call.lines:
             self.query_one(TranscriptView).add(stored_lines(row))
         self._show_figures()
@@ -140,8 +150,8 @@ class CallScreen(Screen[None]):
     async def action_hangup(self) -> None:
         try:
             await self.patter.client.hangup(self.call_id)
-        except ClientError as exc:
-            self.notify(str(exc), title="Hang up failed", severity="error")
+        except CLIENT_ERRORS as exc:
+            self.notify(self.patter.problem(exc), title="Hang up failed", severity="error")
             return
         self.notify(f"hung up {self.call_id}")
 
@@ -156,8 +166,8 @@ class CallScreen(Screen[None]):
             return
         try:
             await self.patter.client.transfer(self.call_id, to)
-        except ClientError as exc:
-            self.notify(str(exc), title="Transfer failed", severity="error")
+        except CLIENT_ERRORS as exc:
+            self.notify(self.patter.problem(exc), title="Transfer failed", severity="error")
             return
         self.notify(f"transferred to {to}")
 
@@ -170,5 +180,5 @@ class CallScreen(Screen[None]):
             return
         try:
             await self.patter.client.send_dtmf(self.call_id, digits)
-        except ClientError as exc:
-            self.notify(str(exc), title="DTMF failed", severity="error")
+        except CLIENT_ERRORS as exc:
+            self.notify(self.patter.problem(exc), title="DTMF failed", severity="error")

@@ -14,16 +14,40 @@ from textual.validation import Regex
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select
 
 from patter_tui import format as fmt
+from patter_tui.errors import CLIENT_ERRORS, first_line
 from patter_tui.messages import CallUpdated, ConnectionChanged, LiveChanged
 from patter_tui.widgets.connection import ConnectionBar
 from patter_tui.widgets.live_calls import LiveCallsTable
-from patterd.client import ClientError
 
 if TYPE_CHECKING:
     from patter_tui.app import PatterApp
 
 PAGE_SIZE = 50
-STATUSES = ("completed", "in-progress", "failed", "no-answer", "busy", "transferred", "interrupted")
+LIVE_STATUS = "live"
+# (label, stored value): the ``status`` values the store's calls index really holds
+# (labels fit the 20-column list). "live" until call.ended; then the session's end
+# status (its reason, except that hangup, agent_hangup and voicemail count as
+# completed), the store's "interrupted" for calls a dead daemon left live, "busy" for
+# refused calls, "failed" for calls that could not be set up, and, for calls no media
+# stream ever ran for, the carrier's own word: Twilio's CallStatus (no-answer,
+# canceled, ...) or Telnyx's hangup_cause (no_answer, user_busy, call_rejected, ...).
+STATUSES: tuple[tuple[str, str], ...] = (
+    ("live (ongoing)", LIVE_STATUS),
+    ("completed", "completed"),
+    ("transferred", "transferred"),
+    ("interrupted", "interrupted"),
+    ("engine error", "engine_error"),
+    ("error", "error"),
+    ("machine (AMD)", "machine"),
+    ("daemon shutdown", "shutdown"),
+    ("failed", "failed"),
+    ("busy", "busy"),
+    ("Twilio no answer", "no-answer"),
+    ("Twilio canceled", "canceled"),
+    ("Telnyx no answer", "no_answer"),
+    ("Telnyx busy", "user_busy"),
+    ("Telnyx rejected", "call_rejected"),
+)
 DAY_PATTERN = r"^(\d{4}-\d{2}-\d{2})?$"
 
 
@@ -39,6 +63,14 @@ def history_filters(text: str, day: str, status: str | None) -> dict[str, Any]:
         filters["since"] = start.isoformat()
         filters["until"] = (start + timedelta(days=1)).isoformat()
     return filters
+
+
+def history_cost(row: dict[str, Any]) -> float | None:
+    """A history row's total cost (the index's ``cost_total``); none yet while it is live."""
+    value = row.get("cost_total")
+    if row.get("status") == LIVE_STATUS or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def matches(row: dict[str, Any], text: str) -> bool:
@@ -85,7 +117,7 @@ class CallsScreen(Screen[None]):
                 compact=True,
                 validators=[Regex(DAY_PATTERN, failure_description="day must be YYYY-MM-DD")],
             )
-            yield Select([(s, s) for s in STATUSES], prompt="any status", id="status", compact=True)
+            yield Select(STATUSES, prompt="any status", id="status", compact=True)
         yield DataTable[str](id="history", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
@@ -139,8 +171,8 @@ class CallsScreen(Screen[None]):
             page = await self.patter.client.calls(
                 PAGE_SIZE, self.page_offset, **history_filters(text, day, status)
             )
-        except ClientError as exc:
-            title.update(f"History — unavailable: {str(exc).splitlines()[0]}")
+        except CLIENT_ERRORS as exc:
+            title.update(f"History — unavailable: {first_line(self.patter.problem(exc))}")
             return
         table.clear()
         rows = [r for r in page.calls if matches(r, text)]
@@ -156,7 +188,7 @@ class CallsScreen(Screen[None]):
                 str(row.get("agent", "")),
                 str(row.get("status", "")),
                 fmt.duration(row.get("duration_s")),
-                fmt.cost(row.get("cost")),
+                fmt.cost(history_cost(row)),
                 key=str(row.get("call_id")),
             )
         self.next_offset = page.next_offset

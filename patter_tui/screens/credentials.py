@@ -12,9 +12,10 @@ from textual.screen import Screen
 from textual.validation import Regex
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label
 
+from patter_tui.errors import CLIENT_ERRORS
 from patter_tui.messages import ConnectionChanged
 from patter_tui.widgets.connection import ConnectionBar
-from patterd.client import ClientError, m
+from patterd.client import m
 
 if TYPE_CHECKING:
     from patter_tui.app import PatterApp
@@ -28,6 +29,12 @@ class CredentialsScreen(Screen[None]):
         Binding("n", "new", "Set"),
         Binding("escape", "leave_form", "Back", show=False),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The line under the form shows why the last load failed: a later load that
+        # works clears it (the daemon is back), but not a message about the form.
+        self._showing_load_error = False
 
     @property
     def patter(self) -> PatterApp:
@@ -75,15 +82,20 @@ class CredentialsScreen(Screen[None]):
         error = self.query_one("#cred-error", Label)
         try:
             creds = await self.patter.client.credentials()
-        except ClientError as exc:
-            error.update(str(exc))
+        except CLIENT_ERRORS as exc:
+            error.update(self.patter.problem(exc))
+            self._showing_load_error = True
             return
+        if self._showing_load_error:
+            error.update("")
+            self._showing_load_error = False
         table.clear()
         for cred in sorted(creds, key=lambda c: c.name):
             table.add_row(cred.name, cred.source, key=cred.name)
 
     def _error(self, text: str) -> None:
         self.query_one("#cred-error", Label).update(text)
+        self._showing_load_error = False
 
     @on(DataTable.RowHighlighted, "#creds")
     def _pick(self, event: DataTable.RowHighlighted) -> None:
@@ -121,8 +133,8 @@ class CredentialsScreen(Screen[None]):
             return
         try:
             await self.patter.client.set_credential(name, value_input.value)
-        except ClientError as exc:
-            self._error(str(exc))
+        except CLIENT_ERRORS as exc:
+            self._error(self.patter.problem(exc))
             return
         finally:
             value_input.clear()
@@ -137,8 +149,8 @@ class CredentialsScreen(Screen[None]):
             return
         try:
             await self.patter.client.delete_credential(name)
-        except ClientError as exc:
-            self._error(str(exc))
+        except CLIENT_ERRORS as exc:
+            self._error(self.patter.problem(exc))
             return
         self._error("")
         self.notify(f"{name} removed from the keyring")

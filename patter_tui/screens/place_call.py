@@ -12,8 +12,9 @@ from textual.screen import Screen
 from textual.validation import Regex
 from textual.widgets import Button, Footer, Header, Input, Label
 
+from patter_tui.errors import CLIENT_ERRORS
 from patter_tui.widgets.connection import ConnectionBar
-from patterd.client import ApiError, ClientError, m
+from patterd.client import ApiError, m
 
 if TYPE_CHECKING:
     from patter_tui.app import PatterApp
@@ -93,8 +94,8 @@ class PlaceCallScreen(Screen[None]):
         except ApiError as exc:
             form_error.update("\n".join([str(exc).splitlines()[0], *exc.details]))
             return
-        except ClientError as exc:
-            form_error.update(str(exc))
+        except CLIENT_ERRORS as exc:
+            form_error.update(self.patter.problem(exc))
             return
         form_error.update("")
         self.app.pop_screen()

@@ -12,9 +12,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from patter_tui import format as fmt
+from patter_tui.errors import CLIENT_ERRORS, first_line
 from patter_tui.messages import CallUpdated, ConnectionChanged
 from patter_tui.widgets.connection import ConnectionBar
-from patterd.client import ClientError, m
+from patterd.client import m
 
 if TYPE_CHECKING:
     from patter_tui.app import PatterApp
@@ -82,8 +83,8 @@ class StatusScreen(Screen[None]):
         try:
             status = await self.patter.client.status()
             days = (await self.patter.client.totals(since=midnight.isoformat())).days
-        except ClientError as exc:
-            body.update(f"patterd is unreachable: {str(exc).splitlines()[0]}")
+        except CLIENT_ERRORS as exc:
+            body.update(f"patterd is unreachable: {first_line(self.patter.problem(exc))}")
             return
         today = next((d for d in days if str(d.get("day")) == midnight.date().isoformat()), None)
         rows = status_rows(status, today)

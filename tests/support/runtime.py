@@ -119,7 +119,7 @@ class MemoryStore:
             d = days.setdefault(day, {"day": day, "calls": 0, "minutes": 0.0, "cost": 0.0})
             d["calls"] += 1
             d["minutes"] += row.get("duration_s", 0.0) / 60
-            d["cost"] += row["cost"]
+            d["cost"] += row["cost_total"]
         return sorted(days.values(), key=lambda d: d["day"])
 
     def rebuild(self) -> int:
@@ -173,9 +173,9 @@ class ScriptedRuntime:
             "caller": "+15557654321",
             "callee": to,
             "agent": name,
-            "status": "in-progress",
+            "status": "live",
             "started_at": now.isoformat(),
-            "cost": 0.0,
+            "cost_total": 0.0,
             "transcript": [],
         }
         self.bus.publish(CallStarted(call_id=call_id, direction="outbound", callee=to, agent=name))
@@ -191,7 +191,7 @@ class ScriptedRuntime:
                 total_cost=0.012,
             )
         )
-        self.store.calls[call_id]["cost"] = 0.012
+        self.store.calls[call_id]["cost_total"] = 0.012
         self.bus.publish(BargeIn(call_id=call_id, heard_ms=800.0, detect_to_clear_ms=60.0))
         if to == SCRIPTED_NUMBER:
             self._scripts[call_id] = asyncio.create_task(self._play(call_id))
@@ -208,7 +208,7 @@ class ScriptedRuntime:
                     {"role": event.role, "text": event.text}
                 )
             if isinstance(event, TurnMetrics):
-                self.store.calls[call_id]["cost"] = event.total_cost
+                self.store.calls[call_id]["cost_total"] = event.total_cost
 
     def _say(self, call_id: str, role: Literal["caller", "agent"], text: str, turn: int) -> None:
         self.bus.publish(Transcript(call_id=call_id, role=role, text=text, turn=turn))

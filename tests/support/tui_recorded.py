@@ -141,6 +141,8 @@ def _events() -> list[Event]:
     ]
 
 
+# Rows as the store's calls index holds them (``select * from calls``): the total
+# cost is ``cost_total``, statuses are the stored ones (Twilio's "no-answer").
 HISTORY: list[dict[str, Any]] = [
     {
         "call_id": f"c-{n:04x}",
@@ -151,7 +153,7 @@ HISTORY: list[dict[str, Any]] = [
         "status": status,
         "started_at": _at(600 + n * 1800).isoformat(),
         "duration_s": duration,
-        "cost": cost,
+        "cost_total": cost,
         "transcript": [],
     }
     for n, (direction, caller, callee, agent, status, duration, cost) in enumerate(
