@@ -6,6 +6,8 @@ import asyncio
 import errno
 import json
 import logging
+import os
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
@@ -17,11 +19,12 @@ from pydantic import BaseModel, ValidationError
 
 from patter_core.events import Event, parse_event
 from patterd.api import models as m
-from patterd.paths import default_socket_path
+from patterd.paths import MAX_SOCKET_PATH_BYTES, default_socket_path
 from patterd.runtime import LiveCall
 
 __all__ = [
     "ApiError",
+    "CallHasEnded",
     "ClientError",
     "DaemonUnreachable",
     "LiveCall",
@@ -62,21 +65,68 @@ class NotFound(ApiError):
     """The call or credential does not exist."""
 
 
+class CallHasEnded(ApiError):
+    """A live-call operation on a call that has ended (409 ``call_ended``)."""
+
+
 class StreamItem(BaseModel):
-    """One item of the events stream: an event at ``pos``, or ``missed`` events lost before it."""
+    """One item of the events stream: an event at ``pos``, ``missed`` events lost before it,
+    or (``restarted``) the daemon restarted and the stream goes on from its start."""
 
     pos: int
     event: Event | None = None
     missed: int = 0
+    restarted: bool = False
+
+
+def _permission_denied(socket_path: Path, what: Path) -> SocketPermissionDenied:
+    # The daemon makes its socket 0600 in a 0700 folder: only its own user (or root) gets in.
+    return SocketPermissionDenied(
+        f"permission denied on {what}: the control socket {socket_path} is only open to the"
+        " user patterd runs as; run patterctl as that user (or point --socket elsewhere)"
+    )
 
 
 def _connect_error(socket_path: Path, exc: BaseException) -> ClientError:
     os_error = getattr(exc, "os_error", None) or exc.__cause__ or exc
-    if isinstance(os_error, PermissionError) or getattr(os_error, "errno", None) == errno.EACCES:
-        return SocketPermissionDenied(
-            f"permission denied on {socket_path}: run as the daemon's user or a member of its group"
+    code = getattr(os_error, "errno", None)
+    if isinstance(os_error, PermissionError) or code in (errno.EACCES, errno.EPERM):
+        return _permission_denied(socket_path, socket_path)
+    if code in (None, errno.ECONNREFUSED, errno.ENOENT):
+        return DaemonUnreachable(f"patterd is not running (nothing listening on {socket_path})")
+    reason = getattr(os_error, "strerror", None) or str(os_error)
+    return DaemonUnreachable(f"cannot connect to the control socket {socket_path}: {reason}")
+
+
+def probe_socket(socket_path: Path) -> None:
+    """Raise a ClientError saying why ``socket_path`` cannot be a daemon's socket, if it cannot."""
+    size = len(os.fsencode(socket_path))
+    if size > MAX_SOCKET_PATH_BYTES:
+        raise DaemonUnreachable(
+            f"{socket_path} is too long for a Unix socket ({size} bytes, at most"
+            f" {MAX_SOCKET_PATH_BYTES}); use a shorter --socket or $PATTERD_SOCKET"
         )
-    return DaemonUnreachable(f"patterd is not running (nothing listening on {socket_path})")
+    try:
+        mode = socket_path.stat().st_mode
+    except FileNotFoundError:
+        raise DaemonUnreachable(
+            f"patterd is not running (no control socket at {socket_path})"
+        ) from None
+    except PermissionError:
+        raise _permission_denied(socket_path, socket_path.parent) from None
+    except NotADirectoryError:
+        raise DaemonUnreachable(
+            f"patterd is not running (no control socket at {socket_path}:"
+            " part of that path is a file, not a folder)"
+        ) from None
+    except OSError as exc:
+        raise DaemonUnreachable(
+            f"cannot use the control socket path {socket_path}: {exc.strerror or exc}"
+        ) from None
+    if not stat.S_ISSOCK(mode):
+        raise DaemonUnreachable(
+            f"patterd is not running ({socket_path} exists but is not a socket)"
+        )
 
 
 class PatterClient:
@@ -109,10 +159,7 @@ class PatterClient:
             self._session = None
 
     def _check_socket(self) -> None:
-        if not self.socket_path.exists():
-            raise DaemonUnreachable(
-                f"patterd is not running (no control socket at {self.socket_path})"
-            )
+        probe_socket(self.socket_path)
 
     async def _request(
         self,
@@ -138,6 +185,8 @@ class PatterClient:
             raise _connect_error(self.socket_path, exc) from None
         except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
             raise DaemonUnreachable(f"lost the connection to patterd: {exc}") from None
+        except OSError as exc:  # e.g. the path changed under us between probe and connect
+            raise _connect_error(self.socket_path, exc) from None
         except TimeoutError:
             raise DaemonUnreachable(
                 f"patterd did not answer within {REQUEST_TIMEOUT_S:.0f}s"
@@ -147,10 +196,11 @@ class PatterClient:
             data = json.loads(text)
         if status >= 400:
             err = data.get("error", {}) if isinstance(data, dict) else {}
-            cls = NotFound if status == 404 else ApiError
+            code = str(err.get("code", "http_error"))
+            cls = NotFound if status == 404 else CallHasEnded if code == "call_ended" else ApiError
             raise cls(
                 status,
-                str(err.get("code", "http_error")),
+                code,
                 str(err.get("message", f"HTTP {status}")),
                 [str(d) for d in err.get("details", [])],
             )
@@ -236,30 +286,47 @@ class PatterClient:
     ) -> AsyncIterator[StreamItem]:
         """Live events; on a dropped connection, reconnects with ``since`` = last seen position.
 
-        Gives up with DaemonUnreachable after ``reconnect_for_s`` without a connection.
+        Raises DaemonUnreachable at once if the first connection fails, and after
+        ``reconnect_for_s`` without a connection once it has been up. If the daemon
+        restarted meanwhile (its positions start again at 1), yields an item with
+        ``restarted`` and goes on from the new daemon's first event.
         """
         position = since
+        instance: str | None = None
         loop = asyncio.get_running_loop()
+        connected = False
         down_since: float | None = None
         delay = 0.1
         while True:
-            params: dict[str, str] = {}
-            if position is not None:
-                params["since"] = str(position)
-            if call_id is not None:
-                params["call_id"] = call_id
             try:
+                if instance is None:
+                    status = await self.status()
+                    instance = status.instance or None
+                    if position is None:
+                        # Start "now", but as a position: a reconnect then misses nothing.
+                        position = status.event_position
+                params: dict[str, str] = {}
+                if position is not None:
+                    params["since"] = str(position)
+                if instance is not None:
+                    params["instance"] = instance
+                if call_id is not None:
+                    params["call_id"] = call_id
                 self._check_socket()
                 async with self._http().ws_connect(
                     "http://patterd/v1/events", params=params, heartbeat=20.0
                 ) as ws:
+                    connected = True
                     down_since, delay = None, 0.1
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:
                             break
                         frame = m.EventFrame.model_validate_json(msg.data)
                         position = frame.pos
-                        if frame.kind == "gap":
+                        if frame.kind == "reset":
+                            instance = frame.instance
+                            yield StreamItem(pos=frame.pos, restarted=True)
+                        elif frame.kind == "gap":
                             yield StreamItem(pos=frame.pos, missed=frame.missed)
                         elif frame.event is not None:
                             event = _known_event(frame.event)
@@ -267,16 +334,26 @@ class PatterClient:
                                 yield StreamItem(pos=frame.pos, event=event)
             except aiohttp.WSServerHandshakeError as exc:
                 raise ApiError(exc.status, "handshake", exc.message, []) from None
+            except SocketPermissionDenied:
+                raise
             except (aiohttp.ClientConnectorError, aiohttp.ClientOSError, DaemonUnreachable) as exc:
+                err: ClientError | aiohttp.ClientError = exc
                 if isinstance(exc, aiohttp.ClientConnectorError):
                     err = _connect_error(self.socket_path, exc)
                     if isinstance(err, SocketPermissionDenied):
                         raise err from None
+                if not connected:
+                    raise (
+                        err
+                        if isinstance(err, DaemonUnreachable)
+                        else DaemonUnreachable(f"patterd is not running: {err}")
+                    ) from None
             now = loop.time()
             down_since = down_since if down_since is not None else now
             if now - down_since >= reconnect_for_s:
                 raise DaemonUnreachable(
                     f"lost patterd at {self.socket_path} and could not reconnect"
+                    f" within {reconnect_for_s:.0f}s"
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -292,4 +369,6 @@ def _known_event(data: dict[str, Any]) -> Event | None:
 
 
 def _seg(value: str) -> str:
+    if not value:
+        raise ValueError("an empty call id or credential name names nothing")
     return quote(value, safe="")

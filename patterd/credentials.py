@@ -45,6 +45,22 @@ KNOWN_NAMES = (
 )
 
 
+_keyring_warned = False
+
+
+def _keyring_unavailable(name: str, exc: BaseException) -> None:
+    """Warn once per process: a missing keyring fails every lookup the same way."""
+    global _keyring_warned
+    level = logging.DEBUG if _keyring_warned else logging.WARNING
+    _keyring_warned = True
+    log.log(
+        level,
+        "keyring unavailable while looking up %s: %s (further lookups logged at debug)",
+        name,
+        type(exc).__name__,
+    )
+
+
 class CredentialError(Exception):
     """A credential operation failed; the message never contains a value."""
 
@@ -113,7 +129,7 @@ class Credentials:
         try:
             stored = keyring.get_password(SERVICE, name)
         except keyring.errors.KeyringError as exc:
-            log.warning("keyring unavailable while looking up %s: %s", name, type(exc).__name__)
+            _keyring_unavailable(name, exc)
             stored = None
         if stored:
             return stored, "keyring"

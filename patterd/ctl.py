@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok · 1 the daemon reported an error · 2 usage (bad arguments,
 or a request the daemon rejected as invalid: 400/422) · 3 daemon not running
-or socket not accessible · 4 call or credential not found.
+or socket not accessible · 4 call or credential not found · 5 the call has
+already ended (hangup, transfer, dtmf on a call that is only in the history).
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ from pydantic import ValidationError
 from patter_core.events import CallEnded, Transcript
 from patterd.client import (
     ApiError,
+    CallHasEnded,
     ClientError,
     DaemonUnreachable,
     NotFound,
     PatterClient,
     SocketPermissionDenied,
+    m,
 )
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
+EXIT_CALL_ENDED = 5
 
 
 class UsageError(Exception):
@@ -86,8 +90,54 @@ async def cmd_show(c: PatterClient, a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ended_call(a: argparse.Namespace, detail: m.CallDetail) -> int:
+    """What the store knows of a call that is over: its transcript, then its end."""
+    call = detail.call
+    if a.json:
+        print(json.dumps({"pos": None, "call": call}, default=str), flush=True)
+    else:
+        for line in call.get("transcript") or []:
+            if isinstance(line, dict):
+                print(f"[{a.call_id}] {line.get('role')}: {line.get('text')}", flush=True)
+        print(f"[{a.call_id}] call.ended", flush=True)
+    status = call.get("status")
+    print(
+        f"patterctl: call {a.call_id} has ended" + (f" (status: {status})" if status else ""),
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 async def cmd_tail(c: PatterClient, a: argparse.Namespace) -> int:
-    async for item in c.events(call_id=a.call_id, since=a.since):
+    since = a.since
+    if a.call_id is not None:
+        # Position first, then the call: an end between the two is replayed, not missed.
+        position = (await c.status()).event_position
+        detail = await c.call(a.call_id)  # NotFound: exit 4
+        if not detail.live:
+            return _ended_call(a, detail)
+        since = position if since is None else since
+    seen_any = False
+    async for item in c.events(call_id=a.call_id, since=since):
+        if item.restarted:
+            if seen_any or a.since is None:
+                print("patterctl: patterd restarted; following the new daemon", file=sys.stderr)
+            else:
+                print(
+                    f"patterctl: --since {a.since} is not a position of this patterd"
+                    " (it restarted?); replaying from its start",
+                    file=sys.stderr,
+                )
+            if a.call_id is not None:
+                try:
+                    detail = await c.call(a.call_id)
+                except NotFound:
+                    print(f"patterctl: the new patterd has no call {a.call_id}", file=sys.stderr)
+                    return EXIT_NOT_FOUND
+                if not detail.live:
+                    return _ended_call(a, detail)
+            continue
+        seen_any = True
         if item.event is None:
             print(f"… {item.missed} event(s) missed", file=sys.stderr)
             continue
@@ -164,11 +214,26 @@ async def cmd_store(c: PatterClient, a: argparse.Namespace) -> int:
 Handler = Callable[[PatterClient, argparse.Namespace], Awaitable[int]]
 
 
+def _call_id(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("a call id cannot be empty")
+    return value
+
+
+def _cred_name(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("a credential name cannot be empty")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="patterctl",
         description="Control a running patterd.",
-        epilog="exit codes: 0 ok, 1 daemon error, 2 usage, 3 daemon unreachable, 4 not found",
+        epilog=(
+            "exit codes: 0 ok, 1 daemon error, 2 usage, 3 daemon unreachable, 4 not found,"
+            " 5 call has ended"
+        ),
     )
     p.add_argument("--socket", type=Path, default=None, help="control socket (or $PATTERD_SOCKET)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -186,26 +251,28 @@ def _parser() -> argparse.ArgumentParser:
     calls.add_argument("--offset", type=int, default=0)
     calls.add_argument("--direction", choices=("inbound", "outbound"))
     calls.add_argument("--status")
-    add("show", cmd_show, "one call as JSON").add_argument("call_id")
+    add("show", cmd_show, "one call as JSON").add_argument("call_id", type=_call_id)
     tail = add("tail", cmd_tail, "stream live transcripts (one call: ends when it ends)")
-    tail.add_argument("call_id", nargs="?")
+    tail.add_argument("call_id", nargs="?", type=_call_id)
     tail.add_argument("--since", type=int, default=None, help="resume after this position")
     tail.add_argument("--json", action="store_true", help="every event as a JSON line")
     call = add("call", cmd_call, "place an outbound call; prints its id")
     call.add_argument("to", help="E.164 number, e.g. +15551234567")
     call.add_argument("--agent")
     call.add_argument("--first-message")
-    add("hangup", cmd_hangup, "hang up a live call").add_argument("call_id")
+    add("hangup", cmd_hangup, "hang up a live call").add_argument("call_id", type=_call_id)
     transfer = add("transfer", cmd_transfer, "transfer a live call")
-    transfer.add_argument("call_id")
+    transfer.add_argument("call_id", type=_call_id)
     transfer.add_argument("to")
     dtmf = add("dtmf", cmd_dtmf, "send DTMF digits on a live call")
-    dtmf.add_argument("call_id")
+    dtmf.add_argument("call_id", type=_call_id)
     dtmf.add_argument("digits")
     creds = add("creds", cmd_creds, "credentials: set NAME | rm NAME | ls")
     creds_sub = creds.add_subparsers(dest="creds_command", required=True)
-    creds_sub.add_parser("set", help="value from a hidden prompt or stdin").add_argument("name")
-    creds_sub.add_parser("rm").add_argument("name")
+    creds_sub.add_parser("set", help="value from a hidden prompt or stdin").add_argument(
+        "name", type=_cred_name
+    )
+    creds_sub.add_parser("rm").add_argument("name", type=_cred_name)
     creds_sub.add_parser("ls").add_argument("--json", action="store_true")
     add("reload", cmd_reload, "re-read the daemon's config")
     store = add("store", cmd_store, "store maintenance")
@@ -239,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     except NotFound as exc:
         print(f"patterctl: not found: {exc}", file=sys.stderr)
         return EXIT_NOT_FOUND
+    except CallHasEnded as exc:
+        print(f"patterctl: {exc}", file=sys.stderr)
+        return EXIT_CALL_ENDED
     except ApiError as exc:
         print(f"patterctl: {exc}", file=sys.stderr)
         return EXIT_USAGE if exc.status in (400, 422) else EXIT_ERROR

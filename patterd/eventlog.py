@@ -4,6 +4,9 @@ Per-call ``seq`` cannot resume a stream over all calls, so every event the
 daemon sees gets a monotonic position here. A client that reconnects with
 ``since=<position>`` is replayed whatever is still in memory and told how
 many it missed if the ring has already moved past it.
+
+Positions start again at 1 when the daemon restarts, so each log has an
+``instance`` id: a position is only meaningful together with it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +39,7 @@ class EventLog:
         self._last = 0
         self._changed = asyncio.Event()
         self.closed = False
+        self.instance = uuid.uuid4().hex
 
     @property
     def last_pos(self) -> int:
@@ -55,6 +60,14 @@ class EventLog:
         """Positions for events the log itself missed, so readers see a gap rather than nothing."""
         self._last += missed
         self._changed.set()
+
+    def knows(self, pos: int, instance: str | None = None) -> bool:
+        """Whether ``pos`` (of ``instance``, when given) is a position of this log.
+
+        False for a position ahead of the last one or from another instance: a
+        cursor from a daemon that has since restarted.
+        """
+        return pos <= self._last and (instance is None or instance == self.instance)
 
     def after(self, pos: int) -> tuple[int, list[Entry]]:
         """(missed count, entries after ``pos`` still in memory)."""

@@ -10,14 +10,17 @@ from pathlib import Path
 
 import aiohttp
 import keyring
+import keyring.backends.fail
 import pytest
 from aiohttp import web
 
 from patter_core.bus import EventBus
 from patter_core.events import CallEnded, Dtmf, Transcript
+from patter_core.validation import require_e164
+from patterd.api import models
 from patterd.api.app import ApiContext, build_app
 from patterd.api.openapi import openapi_document
-from patterd.client import ApiError, NotFound, PatterClient
+from patterd.client import ApiError, CallHasEnded, NotFound, PatterClient
 from patterd.config import parse_config
 from patterd.credentials import Credentials
 from patterd.eventlog import EventLog, EventPump
@@ -136,8 +139,6 @@ async def test_hangup_transfer_dtmf(api: Api) -> None:
     assert [e.digit for e in got if isinstance(e, Dtmf)] == ["1", "2", "#"]
     ended = {e.call_id: e.status for e in got if isinstance(e, CallEnded)}
     assert ended == {a: "completed", b: "transferred"}
-    with pytest.raises(NotFound):
-        await api.client.hangup(a)
     with pytest.raises(NotFound):
         await api.client.call("missing")
 
@@ -354,3 +355,131 @@ async def test_events_stream_carries_on_past_an_event_it_cannot_send(api: Api) -
                 if item.event.text == "after":
                     break
     assert texts == ["half \ufffd", "after"]
+
+
+async def _raw(api: Api, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
+    connector = aiohttp.UnixConnector(path=str(api.socket))
+    async with (
+        aiohttp.ClientSession(connector=connector) as s,
+        s.request(method, "http://x" + path, data=body) as r,
+    ):
+        return r.status, await r.json()
+
+
+async def test_live_call_operations_on_an_ended_call_say_it_has_ended(api: Api) -> None:
+    """Before, hangup/dtmf/transfer on a call `show` still displays answered 404 not found."""
+    call_id = await api.client.place_call("+15551234567")
+    await api.client.hangup(call_id)
+    assert not (await api.client.call(call_id)).live
+    for op in (
+        api.client.hangup(call_id),
+        api.client.send_dtmf(call_id, "1"),
+        api.client.transfer(call_id, "+15557654321"),
+    ):
+        with pytest.raises(CallHasEnded) as err:
+            await op
+        assert err.value.status == 409 and err.value.code == "call_ended"
+        assert str(err.value) == f"call {call_id} has ended (status: completed)"
+    with pytest.raises(NotFound):
+        await api.client.hangup("never-was")
+    doc = await api.client.openapi()
+    for op_path in ("hangup", "dtmf", "transfer"):
+        assert "409" in doc["paths"][f"/v1/calls/{{call_id}}/{op_path}"]["post"]["responses"]
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["+1555", "+155512", "+1555123", "+15551234567", "+123456789012345", "+1234567890123456"],
+)
+async def test_place_call_number_rule_is_the_sdks(api: Api, number: str) -> None:
+    """The API accepted "+1555", which the SDK then refused as a 502 runtime failure."""
+    try:
+        require_e164(number)
+        sdk_accepts = True
+    except ValueError:
+        sdk_accepts = False
+    status, data = await _raw(api, "POST", "/v1/calls", f'{{"to": "{number}"}}'.encode())
+    assert status == (201 if sdk_accepts else 422), data
+    status, _ = await _raw(api, "POST", "/v1/calls/x/transfer", f'{{"to": "{number}"}}'.encode())
+    assert status == (404 if sdk_accepts else 422)
+
+
+async def test_openapi_number_pattern_is_the_sdks(api: Api) -> None:
+    from patter_core import validation
+
+    doc = await api.client.openapi()
+    schemas = doc["components"]["schemas"]
+    assert schemas["PlaceCallRequest"]["properties"]["to"]["pattern"] == validation._E164.pattern
+    transfer = schemas["TransferRequest"]["properties"]["to"]["pattern"]
+    assert validation._E164.pattern[1:-1] in transfer
+    assert validation._E164.pattern == models.E164_PATTERN
+
+
+async def _frames(api: Api, query: str, n: int) -> list[dict]:
+    connector = aiohttp.UnixConnector(path=str(api.socket))
+    out: list[dict] = []
+    async with (
+        asyncio.timeout(5),
+        aiohttp.ClientSession(connector=connector) as s,
+        s.ws_connect("http://x/v1/events?" + query) as ws,
+    ):
+        while len(out) < n:
+            out.append(await ws.receive_json())
+    return out
+
+
+async def test_events_since_ahead_of_the_log_is_answered_with_a_reset(api: Api) -> None:
+    """A cursor past the last position (a restarted daemon) used to get silence forever."""
+    await api.client.place_call("+15551234567", first_message="one")
+    await settle(api)
+    status = await api.client.status()
+    assert status.instance and status.event_position == api.events.last_pos
+    ahead = status.event_position + 100
+    reset, first = await _frames(api, f"since={ahead}", 2)
+    assert reset == {
+        "kind": "reset", "pos": 0, "missed": 0, "event": None, "instance": status.instance
+    }  # fmt: skip
+    assert first["kind"] == "event" and first["pos"] == 1
+    # A position of another daemon instance is reset too, even if it is not ahead.
+    reset, first = await _frames(api, "since=2&instance=some-older-daemon", 2)
+    assert reset["kind"] == "reset" and first["pos"] == 1
+    # This instance's own position carries on as before.
+    (frame,) = await _frames(api, f"since=2&instance={status.instance}", 1)
+    assert frame["kind"] == "event" and frame["pos"] == 3
+
+
+async def test_client_events_with_a_future_cursor_start_over(api: Api) -> None:
+    await api.client.place_call("+15551234567", first_message="one")
+    await settle(api)
+    stream = api.client.events(since=api.events.last_pos + 50)
+    async with asyncio.timeout(5):
+        first = await anext(stream)
+        second = await anext(stream)
+    await stream.aclose()
+    assert first.restarted and first.pos == 0 and first.event is None
+    assert second.pos == 1 and second.event is not None
+
+
+async def test_keyring_that_cannot_store_is_a_503_with_a_hint(api: Api) -> None:
+    """Before, "keyring refused to store X: NoKeyringError" was a 400: a usage error."""
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    with pytest.raises(ApiError) as err:
+        await api.client.set_credential("FOO_KEY", "value-1234")
+    assert err.value.status == 503 and err.value.code == "keyring_unavailable"
+    text = str(err.value)
+    assert "NoKeyringError" in text and "LoadCredential=FOO_KEY" in text
+    assert "[credentials]" in text and "environment" in text
+    with pytest.raises(ApiError) as err:
+        await api.client.delete_credential("FOO_KEY")
+    assert err.value.status == 503
+    # A bad name is still the caller's mistake.
+    with pytest.raises(ApiError) as err:
+        await api.client.set_credential("lower", "value-1234")
+    assert err.value.status == 400
+    doc = await api.client.openapi()
+    assert "503" in doc["paths"]["/v1/credentials/{name}"]["put"]["responses"]
+
+
+async def test_empty_call_id_is_refused_by_the_client(api: Api) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        await api.client.call("")

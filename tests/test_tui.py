@@ -474,9 +474,9 @@ async def test_socket_folder_without_permission_shows_why_and_keeps_retrying(
 
 
 async def test_unusable_socket_path_shows_why_and_keeps_retrying(tmp_path: Path) -> None:
-    # Root passes any permission check, so make the path itself unusable: a folder name
-    # longer than the system allows makes looking for the socket raise an OSError.
+    # Root passes any permission check, so make the path itself unusable: longer than
+    # a Unix socket's address can hold (the client says so before touching it).
     socket_path = tmp_path / ("x" * 300) / "patterd.sock"
     app = PatterApp(PatterClient(socket_path))
     async with app.run_test(size=SIZE) as pilot:
-        await _shows_unusable_socket(pilot, "File name too long")
+        await _shows_unusable_socket(pilot, "too long for a Unix socket")

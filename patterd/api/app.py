@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from patter_core.events import BaseEvent
 from patterd.api import models as m
 from patterd.api.openapi import openapi_document
 from patterd.config import ConfigError
-from patterd.credentials import CredentialError, Credentials
+from patterd.credentials import CredentialError, Credentials, check_name
 from patterd.eventlog import EventLog
 from patterd.metrics import Metrics
 from patterd.runtime import (
@@ -63,6 +63,14 @@ class ApiContext:
 CTX: web.AppKey[ApiContext] = web.AppKey("patterd_ctx", ApiContext)
 
 
+class CallHasEnded(Exception):
+    """A live-call operation named a call that is in the store but no longer live."""
+
+
+class KeyringUnavailable(Exception):
+    """The OS keyring could not store or delete; the message says what to do instead."""
+
+
 def _error(status: int, code: str, message: str, details: list[str] | None = None) -> web.Response:
     body = m.ErrorBody(error=m.ErrorDetail(code=code, message=message, details=details or []))
     return web.json_response(body.model_dump(), status=status)
@@ -92,6 +100,10 @@ async def error_middleware(
         return _error(422, "invalid_request", "request failed validation", _validation_details(exc))
     except CallNotFound as exc:
         return _error(404, "not_found", str(exc) or "no such call")
+    except CallHasEnded as exc:
+        return _error(409, "call_ended", str(exc))
+    except KeyringUnavailable as exc:
+        return _error(503, "keyring_unavailable", str(exc))
     except AtCapacity as exc:
         response = _error(503, "at_capacity", str(exc) or "max_calls calls are already up")
         response.headers["Retry-After"] = "5"
@@ -153,6 +165,7 @@ class EventsQuery(BaseModel):
 
     since: int | None = Field(None, ge=0)
     call_id: str | None = Field(None, min_length=1)
+    instance: str | None = Field(None, min_length=1, max_length=64)
 
 
 def _query(request: web.Request, model: type[B]) -> B:
@@ -172,6 +185,7 @@ async def status(request: web.Request) -> web.Response:
             config_path=str(ctx.config_path),
             socket=str(ctx.socket_path),
             event_position=ctx.events.last_pos,
+            instance=ctx.events.instance,
             carrier=carrier,
             public_host=public_host,
             max_calls=ctx.max_calls,
@@ -231,20 +245,43 @@ async def place_call(request: web.Request) -> web.Response:
     return _json(m.PlacedCall(call_id=call_id), status=201)
 
 
+@contextlib.contextmanager
+def _live_call(ctx: ApiContext, call_id: str) -> Iterator[None]:
+    """A runtime's CallNotFound for a call the store has: the call has ended (409), not 404."""
+    try:
+        yield
+    except CallNotFound:
+        if call_id in {c.call_id for c in ctx.runtime.live_calls()}:
+            raise
+        row = ctx.runtime.store.get_call(call_id)
+        if row is None:
+            raise
+        status = row.get("status")
+        raise CallHasEnded(
+            f"call {call_id} has ended" + (f" (status: {status})" if status else "")
+        ) from None
+
+
 async def hangup(request: web.Request) -> web.Response:
-    await request.app[CTX].runtime.hangup(request.match_info["call_id"])
+    ctx, call_id = request.app[CTX], request.match_info["call_id"]
+    with _live_call(ctx, call_id):
+        await ctx.runtime.hangup(call_id)
     return _json(m.Ok())
 
 
 async def transfer(request: web.Request) -> web.Response:
+    ctx, call_id = request.app[CTX], request.match_info["call_id"]
     body = await _body(request, m.TransferRequest)
-    await request.app[CTX].runtime.transfer(request.match_info["call_id"], body.to)
+    with _live_call(ctx, call_id):
+        await ctx.runtime.transfer(call_id, body.to)
     return _json(m.Ok())
 
 
 async def dtmf(request: web.Request) -> web.Response:
+    ctx, call_id = request.app[CTX], request.match_info["call_id"]
     body = await _body(request, m.DtmfRequest)
-    await request.app[CTX].runtime.send_dtmf(request.match_info["call_id"], body.digits)
+    with _live_call(ctx, call_id):
+        await ctx.runtime.send_dtmf(call_id, body.digits)
     return _json(m.Ok())
 
 
@@ -262,15 +299,31 @@ async def set_credential(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     name = request.match_info["name"]
     body = await _body(request, m.CredentialSetRequest)
-    await asyncio.to_thread(ctx.credentials.set, name, body.value)
+    check_name(name)  # a bad name is a 400; past this, failures are the keyring's
+    try:
+        await asyncio.to_thread(ctx.credentials.set, name, body.value)
+    except CredentialError as exc:
+        raise KeyringUnavailable(_keyring_hint(str(exc), name)) from None
     log.info("credential %s stored in the keyring", name)
     return web.Response(status=204)
+
+
+def _keyring_hint(problem: str, name: str) -> str:
+    return (
+        f"{problem}. Without a usable OS keyring, set {name} in the daemon's environment,"
+        f" the config's [credentials] table, or with systemd LoadCredential={name}:/path"
+    )
 
 
 async def delete_credential(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     name = request.match_info["name"]
-    if not await asyncio.to_thread(ctx.credentials.delete, name):
+    check_name(name)
+    try:
+        existed = await asyncio.to_thread(ctx.credentials.delete, name)
+    except CredentialError as exc:
+        raise KeyringUnavailable(_keyring_hint(str(exc), name)) from None
+    if not existed:
         return _error(404, "not_found", f"credential {name} is not in the keyring")
     log.info("credential %s deleted from the keyring", name)
     return web.Response(status=204)
@@ -307,6 +360,13 @@ async def events(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text="this route is a WebSocket; connect with Upgrade: websocket")
     await ws.prepare(request)
     cursor = ctx.events.last_pos if q.since is None else q.since
+    reset = q.since is not None and not ctx.events.knows(q.since, q.instance)
+    if reset:
+        # A cursor ahead of this log, or from another instance: the daemon restarted
+        # (or the client made it up). Say so, then replay this daemon's log from its start.
+        cursor = 0
+        frame = m.EventFrame(kind="reset", pos=0, instance=ctx.events.instance)
+        await ws.send_str(frame.model_dump_json())
     sender = asyncio.create_task(_send_events(ws, ctx.events, cursor, q.call_id))
     try:
         async for msg in ws:

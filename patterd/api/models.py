@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from patterd.runtime import LiveCall
 
-E164_PATTERN = r"^\+[1-9]\d{1,14}$"
-TRANSFER_PATTERN = r"^(\+[1-9]\d{1,14}|sips?:[^\s]+)$"
+# The SDK's rule (patter_core.validation.require_e164): "+", then 7 to 15 digits.
+E164_PATTERN = r"^\+[1-9]\d{6,14}$"
+TRANSFER_PATTERN = r"^(\+[1-9]\d{6,14}|sips?:[^\s]+)$"
 CREDENTIAL_PATTERN = r"^[A-Z][A-Z0-9_]{0,63}$"
 DTMF_PATTERN = r"^[0-9*#A-Dw]{1,64}$"
 
@@ -55,6 +56,8 @@ class Status(BaseModel):
     config_path: str
     socket: str
     event_position: int
+    instance: str = ""
+    """A fresh id at every daemon start: event positions only mean something within one."""
     carrier: str = ""
     public_host: str | None = None
     max_calls: int | None = None  # as the daemon started with it; None: no limit
@@ -112,9 +115,15 @@ class Ok(BaseModel):
 
 
 class EventFrame(BaseModel):
-    """One WebSocket message: an event with its resume position, or a gap marker."""
+    """One WebSocket message: an event with its resume position, a gap marker, or a reset.
 
-    kind: Literal["event", "gap"]
+    ``reset`` (``pos`` 0, with the daemon's ``instance``) comes first when the
+    requested ``since`` is not a position of this daemon: ahead of its last one, or
+    from another ``instance`` (it restarted). The stream then replays from its start.
+    """
+
+    kind: Literal["event", "gap", "reset"]
     pos: int
     missed: int = 0
     event: dict[str, Any] | None = None
+    instance: str | None = None

@@ -37,15 +37,23 @@ def _json_response(model: type[BaseModel], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
 
 
-def _errors(*codes: int) -> dict[str, Any]:
-    text = {
-        400: "malformed request",
-        404: "not found",
-        422: "request failed validation",
-        502: "the carrier or SDK refused",
-        503: "not taking new calls: draining (not_accepting) or max_calls reached (at_capacity)",
-    }
-    return {str(c): _json_response(m.ErrorBody, text[c]) for c in codes}
+_ERROR_TEXT = {
+    400: "malformed request",
+    404: "not found",
+    409: "call_ended: the call is in the history but no longer live",
+    422: "request failed validation",
+    502: "the carrier or SDK refused",
+    503: "not taking new calls: draining (not_accepting) or max_calls reached (at_capacity)",
+}
+KEYRING_503 = {
+    503: "keyring_unavailable: no usable OS keyring; use the environment, [credentials] or"
+    " systemd LoadCredential="
+}
+
+
+def _errors(*codes: int, text: dict[int, str] | None = None) -> dict[str, Any]:
+    texts = _ERROR_TEXT | (text or {})
+    return {str(c): _json_response(m.ErrorBody, texts[c]) for c in codes}
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
@@ -139,7 +147,10 @@ def _paths() -> dict[str, Any]:
             "post": {
                 "summary": "Hang up a live call",
                 "parameters": [CALL_ID],
-                "responses": {"200": _json_response(m.Ok, "hung up"), **_errors(404, 502)},
+                "responses": {
+                    "200": _json_response(m.Ok, "hung up"),
+                    **_errors(404, 409, 502),
+                },
             }
         },
         "/v1/calls/{call_id}/transfer": {
@@ -149,7 +160,7 @@ def _paths() -> dict[str, Any]:
                 "requestBody": _body(m.TransferRequest),
                 "responses": {
                     "200": _json_response(m.Ok, "transferring"),
-                    **_errors(400, 404, 422, 502),
+                    **_errors(400, 404, 409, 422, 502),
                 },
             }
         },
@@ -160,7 +171,7 @@ def _paths() -> dict[str, Any]:
                 "requestBody": _body(m.DtmfRequest),
                 "responses": {
                     "200": _json_response(m.Ok, "sent"),
-                    **_errors(400, 404, 422, 502),
+                    **_errors(400, 404, 409, 422, 502),
                 },
             }
         },
@@ -185,12 +196,18 @@ def _paths() -> dict[str, Any]:
                 "summary": "Store a credential in the keyring (write-only)",
                 "parameters": [CRED_NAME],
                 "requestBody": _body(m.CredentialSetRequest),
-                "responses": {"204": {"description": "stored"}, **_errors(400, 422)},
+                "responses": {
+                    "204": {"description": "stored"},
+                    **_errors(400, 422, 503, text=KEYRING_503),
+                },
             },
             "delete": {
                 "summary": "Delete a credential from the keyring",
                 "parameters": [CRED_NAME],
-                "responses": {"204": {"description": "deleted"}, **_errors(400, 404)},
+                "responses": {
+                    "204": {"description": "deleted"},
+                    **_errors(400, 404, 503, text=KEYRING_503),
+                },
             },
         },
         "/v1/config/reload": {
@@ -210,13 +227,22 @@ def _paths() -> dict[str, Any]:
                 "summary": "WebSocket of live events; each text message is an EventFrame",
                 "description": (
                     "Upgrade to a WebSocket. since=<pos> replays events after that position "
-                    "that are still in memory; a gap frame says how many were missed."
+                    "that are still in memory; a gap frame says how many were missed. "
+                    "Positions restart at 1 with the daemon: pass instance=<Status.instance> "
+                    "with since. A since ahead of the last position, or from another "
+                    "instance, is answered with a reset frame (pos 0, this daemon's "
+                    "instance) and a replay from the start of this daemon's log."
                 ),
                 "parameters": [
                     _query(
                         "since", {"type": "integer", "minimum": 0}, "resume after this position"
                     ),
                     _query("call_id", {"type": "string"}, "only this call's events"),
+                    _query(
+                        "instance",
+                        {"type": "string", "minLength": 1, "maxLength": 64},
+                        "the daemon instance that since belongs to (Status.instance)",
+                    ),
                 ],
                 "responses": {
                     "101": {
