@@ -339,24 +339,23 @@ class Patter:
         return task
 
     async def _on_stream(self, leg: CarrierLeg, record: CallRecord) -> None:
+        agent = self.agent_for(record)
+        if agent is None:
+            await self._end_unserved(record, leg, "no agent serves this number")
+            return
         try:
-            session = self._new_session(leg, record)
+            session = self._new_session(agent, leg, record)
         except Exception as exc:
             log.exception("call %s: could not set up its session", record.call_id)
             await self._end_unserved(record, leg, f"call setup failed: {type(exc).__name__}")
-            return
-        if session is None:
-            await self._end_unserved(record, leg, "no agent serves this number")
             return
         controls = session.controls
         assert isinstance(controls, _CallControls)
         record.started_published = True
         record.session = session
         self.sessions[record.call_id] = session
-        agent = self.agent_for(record)
-        if agent is not None:
-            self._serving[record.call_id] = agent
-            self._agents[id(agent)] = agent
+        self._serving[record.call_id] = agent
+        self._agents[id(agent)] = agent
         # An outbound call was dialled with recording on; only an answered one needs asking.
         if (
             self._serve_opts.get("recording")
@@ -422,10 +421,7 @@ class Patter:
         if control is not None and not control.stream_end_ends_call:
             await controls.hangup()
 
-    def _new_session(self, leg: CarrierLeg, record: CallRecord) -> CallSession | None:
-        agent = self.agent_for(record)
-        if agent is None:
-            return None
+    def _new_session(self, agent: Agent, leg: CarrierLeg, record: CallRecord) -> CallSession:
         opts = self._serve_opts
         voicemail = record.options.get("voicemail_message") or opts.get("voicemail_message", "")
         config = agent.session_config(

@@ -6,7 +6,6 @@ import asyncio
 import errno
 import json
 import logging
-import os
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from patter_core.events import Event, parse_event
 from patterd.api import models as m
-from patterd.paths import MAX_SOCKET_PATH_BYTES, default_socket_path
+from patterd.paths import default_socket_path, too_long_for_a_socket
 from patterd.runtime import LiveCall
 
 __all__ = [
@@ -100,12 +99,8 @@ def _connect_error(socket_path: Path, exc: BaseException) -> ClientError:
 
 def probe_socket(socket_path: Path) -> None:
     """Raise a ClientError saying why ``socket_path`` cannot be a daemon's socket, if it cannot."""
-    size = len(os.fsencode(socket_path))
-    if size > MAX_SOCKET_PATH_BYTES:
-        raise DaemonUnreachable(
-            f"{socket_path} is too long for a Unix socket ({size} bytes, at most"
-            f" {MAX_SOCKET_PATH_BYTES}); use a shorter --socket or $PATTERD_SOCKET"
-        )
+    if (why := too_long_for_a_socket(socket_path)) is not None:
+        raise DaemonUnreachable(why)
     try:
         mode = socket_path.stat().st_mode
     except FileNotFoundError:

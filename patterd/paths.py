@@ -44,14 +44,21 @@ class SocketPathUnusable(Exception):
 MAX_SOCKET_PATH_BYTES = 107
 
 
+def too_long_for_a_socket(path: Path) -> str | None:
+    """Why ``path`` cannot be a Unix socket's address, or None if it can."""
+    size = len(os.fsencode(path))
+    if size <= MAX_SOCKET_PATH_BYTES:
+        return None
+    return (
+        f"{path} is too long for a Unix socket ({size} bytes, at most"
+        f" {MAX_SOCKET_PATH_BYTES}); choose a shorter --socket or $PATTERD_SOCKET"
+    )
+
+
 def prepare_socket_dir(path: Path) -> None:
     """Create the socket's folder 0700; tighten it if we own it and it is wider."""
-    size = len(os.fsencode(path))
-    if size > MAX_SOCKET_PATH_BYTES:
-        raise SocketPathUnusable(
-            f"{path} is too long for a Unix socket ({size} bytes, at most"
-            f" {MAX_SOCKET_PATH_BYTES}); choose a shorter --socket or $PATTERD_SOCKET"
-        )
+    if (why := too_long_for_a_socket(path)) is not None:
+        raise SocketPathUnusable(why)
     folder = path.parent
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
