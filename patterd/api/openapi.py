@@ -44,6 +44,7 @@ _ERROR_TEXT = {
     422: "request failed validation",
     502: "the carrier or SDK refused",
     503: "not taking new calls: draining (not_accepting) or max_calls reached (at_capacity)",
+    413: "request body over the API's 64 KiB limit",
 }
 KEYRING_503 = {
     503: "keyring_unavailable: no usable OS keyring; use the environment, [credentials] or"
@@ -297,6 +298,16 @@ def openapi_document(version: str) -> dict[str, Any]:
             "description": "Served on the daemon's Unix socket only; never on the TCP port.",
         },
         "servers": [{"url": "http://localhost"}],
-        "paths": _paths(),
+        "paths": _with_body_limit(_paths()),
         "components": {"schemas": _schemas()},
     }
+
+
+def _with_body_limit(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes a body can be refused for its size (aiohttp's
+    client_max_size), so each documents the 413 it then answers."""
+    for operations in paths.values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["responses"].update(_errors(413))
+    return paths
